@@ -1,0 +1,96 @@
+"""Prefect flows: build a fixed evaluation mask set (``inpaintflow masks make|import``).
+
+Generation is sharded and cached like dataset preparation (see flows/data.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+import inpaintflow.conventions
+import tasks.mask_import
+import tasks.mask_sets
+import tasks.masks
+from tasks.caching import content_key, retry_transient, outputs_intact, run_verified
+from tasks.datasets import DatasetSpec
+from tasks.download import Checksum, download
+from tasks.mask_import import iter_mask_files
+from tasks.sources import resolve_source
+
+_MASK_CODE = [tasks.masks, tasks.mask_sets, inpaintflow.conventions]
+
+
+@task(cache_key_fn=content_key(code=_MASK_CODE, keep_paths=["out_dir"]), persist_result=True)
+def make_mask_shard(family: str, size: int, seed: int, jobs: list[tuple[int, str | None]],
+                    out_dir: Path) -> list[dict[str, Any]]:
+    return tasks.mask_sets.make_masks(family, size, seed, jobs, out_dir)
+
+
+@task(cache_key_fn=content_key(code=[*_MASK_CODE, tasks.mask_import]), persist_result=True)
+def scan_mask_shard(family: str, files: list[Path], size: int, root: Path) -> list[dict[str, Any]]:
+    return tasks.mask_sets.scan_imports(family, files, size, root)
+
+
+@task(cache_policy=NO_CACHE)
+def write_imported_masks(family: str, selected: list[tuple[str, str]], size: int, root: Path,
+                         out_dir: Path) -> list[dict[str, Any]]:
+    return tasks.mask_sets.write_imported(family, selected, size, root, out_dir)
+
+
+@task(cache_policy=NO_CACHE)
+def write_mask_manifest(out_dir: Path, rows: list[dict[str, Any]], skipped: list[dict[str, str]],
+                        info: dict[str, Any]) -> Path:
+    return tasks.mask_sets.write_mask_manifest(out_dir, rows, skipped, info)
+
+
+@task(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
+def fetch_file(url: str, dest: Path, checksum: Checksum | None) -> Path:
+    return download(url, dest, checksum)
+
+
+def _clear_manifest(out_dir: Path) -> None:
+    stale = out_dir / "manifest.csv"
+    if stale.exists():  # a manifest marks a complete set: none while this run is under way
+        stale.unlink()
+
+
+@flow(name="make-masks", log_prints=True)
+def make_mask_set(family: str, size: int, count: int, bins: list[str] | None, seed: int,
+                  out_dir: Path, shard_size: int = 250) -> Path:
+    out_dir = Path(out_dir).resolve()
+    _clear_manifest(out_dir)
+    jobs = tasks.mask_sets.mask_jobs(family, count, bins)
+    shards = [jobs[i:i + shard_size] for i in range(0, len(jobs), shard_size)]
+    print(f"{family}: {len(jobs)} masks {size}x{size}, bins {bins or 'fixed'}, seed {seed} -> {out_dir}")
+    futures = [run_verified(make_mask_shard, lambda rows: outputs_intact(rows, out_dir),
+                            family=family, size=size, seed=seed, jobs=s, out_dir=out_dir) for s in shards]
+    rows = [row for f in futures for row in f.result()]
+    info = {"family": family, "size": size, "count_per_bin": count, "bins": bins, "seed": seed}
+    return write_mask_manifest(out_dir, rows, [], info)
+
+
+@flow(name="import-masks", log_prints=True)
+def import_mask_set(family: str, source: str, size: int, out_dir: Path, bins: list[str] | None = None,
+                    count: int | None = None, sha256: str | None = None, shard_size: int = 500) -> Path:
+    """Import Quick Draw or NVIDIA masks from a folder, archive or URL (+ sha256)."""
+    out_dir = Path(out_dir).resolve()
+    _clear_manifest(out_dir)
+    spec = DatasetSpec(name=family, description=f"{family} masks", kind="local", crop="none", splits={},
+                       obtain=tasks.mask_sets.IMPORT_OBTAIN[family])
+    root = resolve_source(spec, source, sha256, fetch=lambda url, dest, c: fetch_file(url, dest, c))
+    files = iter_mask_files(root)
+    if not files:
+        raise ValueError(f"{source}: holds no mask image files")
+    futures = [scan_mask_shard.submit(family, files[i:i + shard_size], size, root)
+               for i in range(0, len(files), shard_size)]
+    scanned = [row for f in futures for row in f.result()]
+    selected, skipped = tasks.mask_sets.select_imported(scanned, bins, count)
+    rows = write_imported_masks(family, selected, size, root, out_dir)
+    print(f"{family}: imported {len(rows)} of {len(files)} masks -> {out_dir}" +
+          (f"; skipped {len(skipped)}, see report.csv" if skipped else ""))
+    info = {"family": family, "size": size, "bins": bins, "count_per_bin": count, "source": source}
+    return write_mask_manifest(out_dir, rows, skipped, info)

@@ -1,0 +1,242 @@
+"""The ``inpaintflow`` command line. Each step is a Prefect flow; DVC stages call ``... stage``.
+
+    inpaintflow data prepare DATASET --size N --out DIR [--source PATH_OR_URL] [--sha256 HEX] [--count N]
+    inpaintflow data stage NAME --out DIR          # params.yaml data.NAME, active profile
+    inpaintflow data list
+    inpaintflow masks make FAMILY --size N --count K [--ratio LO-HI ...] --seed S --out DIR
+    inpaintflow masks import {quickdraw,nvidia} --source PATH_OR_URL --size N --out DIR
+    inpaintflow masks stage NAME --out DIR         # params.yaml masks.NAME, active profile
+    inpaintflow masks list
+    inpaintflow server start|stop|status           # the reusable local Prefect server
+    inpaintflow params check
+    inpaintflow demo                               # dvc repro of the demo pipeline
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _api() -> None:
+    from inpaintflow.runtime import resolve_api
+
+    resolve_api()
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def _count(text: str) -> int | dict[str, int]:
+    """``500`` (every split) or ``train=500,test=100``."""
+    if "=" not in text:
+        return int(text)
+    return {k.strip(): int(v) for k, v in (part.split("=", 1) for part in text.split(","))}
+
+
+def cmd_data_prepare(args) -> None:
+    from inpaintflow.params import DatasetParams
+
+    params = DatasetParams(dataset=args.dataset, size=args.size, count=args.count, split=args.split,
+                           seed=args.seed, source=args.source, sha256=args.sha256)
+    _api()
+    from flows.data import prepare_dataset
+
+    prepare_dataset(params=params, out_dir=Path(args.out))
+
+
+def cmd_data_stage(args) -> None:
+    from inpaintflow.params import load_step
+
+    params = load_step("data", args.name, Path(args.params))
+    _api()
+    from flows.data import prepare_dataset
+
+    prepare_dataset(params=params, out_dir=Path(args.out))
+
+
+def cmd_data_list(args) -> None:
+    from tasks.datasets import DATASETS
+
+    for spec in DATASETS.values():
+        print(f"{spec.name:18s} {spec.kind:9s} splits: {', '.join(spec.splits):22s} {spec.description}")
+
+
+# --- masks -----------------------------------------------------------------------------------
+
+
+def cmd_masks_make(args) -> None:
+    from tasks.masks import FAMILIES, parse_ratio_bin
+
+    if args.family not in FAMILIES:
+        raise SystemExit(f"inpaintflow: unknown mask family {args.family!r}; known: {', '.join(sorted(FAMILIES))}")
+    for text in args.ratio or []:
+        parse_ratio_bin(text)
+    _api()
+    from flows.masks import make_mask_set
+
+    make_mask_set(family=args.family, size=args.size, count=args.count, bins=args.ratio or None,
+                  seed=args.seed, out_dir=Path(args.out))
+
+
+def cmd_masks_import(args) -> None:
+    _api()
+    from flows.masks import import_mask_set
+
+    import_mask_set(family=args.family, source=args.source, size=args.size, out_dir=Path(args.out),
+                    bins=args.ratio or None, count=args.count, sha256=args.sha256)
+
+
+def cmd_masks_stage(args) -> None:
+    from inpaintflow.params import load_step
+
+    p = load_step("masks", args.name, Path(args.params))
+    _api()
+    from flows.masks import import_mask_set, make_mask_set
+
+    if p.family in ("quickdraw", "nvidia"):
+        import_mask_set(family=p.family, source=p.source, size=p.size, out_dir=Path(args.out),
+                        bins=p.bins, count=p.count, sha256=p.sha256)
+    else:
+        make_mask_set(family=p.family, size=p.size, count=p.count, bins=p.bins, seed=p.seed,
+                      out_dir=Path(args.out))
+
+
+def cmd_masks_list(args) -> None:
+    from tasks.masks import FAMILIES
+
+    for fam in FAMILIES.values():
+        print(f"{fam.name:26s} {'fixed ratio' if fam.fixed_ratio else 'needs --ratio':13s} {fam.description}")
+    print(f"{'quickdraw':26s} {'import':13s} Quick Draw Irregular Mask Dataset (holes black -> 255)")
+    print(f"{'nvidia':26s} {'import':13s} NVIDIA irregular test masks (bin from the file index)")
+
+
+# --- server, params, demo --------------------------------------------------------------------
+
+
+def cmd_server(args) -> None:
+    from inpaintflow import runtime
+
+    if args.action == "start":
+        info = runtime.start_server(port=args.port)
+        print(f"Prefect server: {info.url.removesuffix('/api')}  (API {info.url}, pid {info.pid}, log {info.log})")
+    elif args.action == "stop":
+        print("stopped" if runtime.stop_server() else "no server was running")
+    else:
+        info = runtime.running_server()
+        print(f"running: {info.url} (pid {info.pid})" if info else "not running")
+        if not info:
+            sys.exit(1)
+
+
+def cmd_params_check(args) -> None:
+    from inpaintflow.params import validate_file
+
+    names = validate_file(Path(args.params))
+    for step, entries in names.items():
+        print(f"{step}: {', '.join(entries)}")
+    print(f"{args.params}: ok")
+
+
+def cmd_demo(args) -> None:
+    """The main job: the demo pipeline (embedded data, CPU, offline) via `dvc repro`."""
+    from inpaintflow.runtime import configure_environment, project_root
+
+    root = project_root()
+    if not (root / "dvc.yaml").is_file():
+        raise SystemExit(f"inpaintflow demo: no dvc.yaml in {root}; run it from the project checkout")
+    configure_environment(root)
+    _api()  # one server for every stage's process
+    cmd = ["dvc", "repro", *args.targets]
+    print("+", " ".join(cmd), flush=True)
+    result = subprocess.run(cmd, cwd=root, env=os.environ.copy())
+    if result.returncode:
+        sys.exit(result.returncode)
+    print("\nDemo outputs: data/datasets/*/ (images, manifest.csv), data/masks/*/ (mask PNGs, manifest.csv)."
+          "\n`dvc status` is now clean; `inpaintflow server status` shows the Prefect UI address.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inpaintflow", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="group", required=True)
+
+    data = sub.add_parser("data", help="datasets: download, resize, split, manifest").add_subparsers(dest="cmd", required=True)
+    p = data.add_parser("prepare", help="prepare one dataset into DIR")
+    p.add_argument("dataset")
+    p.add_argument("--source", help="local folder/archive, or http(s) URL of an archive")
+    p.add_argument("--sha256", help="expected sha256 of a URL source")
+    p.add_argument("--count", type=_count, help="images per split: N, or train=N,test=M")
+    p.add_argument("--split", help="named split rule of the dataset (see `data list`)")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (synthetic-faces)")
+    p.add_argument("--size", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_data_prepare)
+    p = data.add_parser("stage", help="DVC stage: build params.yaml data.NAME")
+    p.add_argument("name")
+    p.add_argument("--out", required=True)
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_data_stage)
+    data.add_parser("list", help="registered datasets").set_defaults(func=cmd_data_list)
+
+    masks = sub.add_parser("masks", help="mask generators and importers").add_subparsers(dest="cmd", required=True)
+    p = masks.add_parser("make", help="generate a fixed mask set")
+    p.add_argument("family")
+    p.add_argument("--size", type=int, required=True)
+    p.add_argument("--count", type=int, required=True, help="masks per ratio bin")
+    p.add_argument("--ratio", action="append", help="hole-ratio bin LO-HI (repeatable)")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_masks_make)
+    p = masks.add_parser("import", help="import Quick Draw or NVIDIA masks")
+    p.add_argument("family", choices=["quickdraw", "nvidia"])
+    p.add_argument("--source", required=True)
+    p.add_argument("--sha256")
+    p.add_argument("--size", type=int, required=True)
+    p.add_argument("--ratio", action="append", help="keep masks in these bins (repeatable)")
+    p.add_argument("--count", type=int, help="at most this many per bin")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_masks_import)
+    p = masks.add_parser("stage", help="DVC stage: build params.yaml masks.NAME")
+    p.add_argument("name")
+    p.add_argument("--out", required=True)
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_masks_stage)
+    masks.add_parser("list", help="mask families").set_defaults(func=cmd_masks_list)
+
+    p = sub.add_parser("server", help="the project's local Prefect server")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_server)
+    p = sub.add_parser("params", help="validate params.yaml")
+    p.add_argument("action", choices=["check"])
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_params_check)
+    p = sub.add_parser("demo", help="run the demo pipeline (dvc repro)")
+    p.add_argument("targets", nargs="*", help="dvc.yaml stages (default: all)")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    from inpaintflow.runtime import configure_environment
+
+    configure_environment()
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        raise SystemExit(130)
+    except Exception as exc:  # a user-facing error: one clear line, no traceback
+        if os.environ.get("INPAINTFLOW_DEBUG"):
+            raise
+        from inpaintflow.params import ParamsError
+
+        kind = "" if isinstance(exc, (ParamsError, ValueError, FileNotFoundError)) else f"{type(exc).__name__}: "
+        raise SystemExit(f"inpaintflow: error: {kind}{exc}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""params.yaml, validated on load.
+
+params.yaml is grouped by pipeline step (``data``, ``masks``; later ``train.<paper>``,
+``inpaint``, ``blend``, ``evaluate``). Each step reads only its own group through
+:func:`load_step`. Inside a group every entry names an artefact (a dataset or a mask set that
+the papers' pipelines consume) and says how to build it under each *profile*:
+
+    profile: demo            # the active profile: demo (CPU, offline) or paper (real scale)
+    data:
+      celeba-64:             # an artefact, built into data/datasets/celeba-64/
+        demo:  {dataset: synthetic-faces, size: 64, count: 600, seed: 0, ...}
+        paper: {dataset: celeba, size: 64, split: yeh2017, ...}
+
+So a DVC stage has a fixed name and output path, ``dvc exp run -S profile=paper`` switches
+every stage to the paper's data, and a typo anywhere fails with the full dotted key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Profile = Literal["demo", "paper"]
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, malformed or holds a bad value; the message names the key."""
+
+
+class _Strict(BaseModel):
+    # extra="forbid": a misspelt key is an error, never a silently ignored default
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetParams(_Strict):
+    """How to build one dataset artefact (``inpaintflow data prepare``)."""
+
+    dataset: str = Field(description="a name from the dataset registry (tasks/datasets.py)")
+    size: int = Field(gt=0, description="output side length in pixels (square images)")
+    count: int | dict[str, int] | None = Field(
+        default=None, description="images per split: one cap for every split, or {split: N}; "
+                                  "synthetic-faces generates exactly this many")
+    split: str | None = Field(default=None, description="named split rule of the dataset spec")
+    seed: int = Field(default=0, description="generator seed (synthetic-faces)")
+    source: str | None = Field(default=None, description="local path or URL of the data")
+    sha256: str | None = Field(default=None, description="expected sha256 of an archive URL")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, v: str | None) -> str | None:
+        if v is not None and (len(v) != 64 or any(c not in "0123456789abcdef" for c in v.lower())):
+            raise ValueError("must be 64 hexadecimal characters")
+        return v.lower() if v else v
+
+    @model_validator(mode="after")
+    def _known_dataset(self) -> "DatasetParams":
+        from tasks.datasets import DATASETS  # local: registry imports cv2, params must stay light
+
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(sorted(DATASETS))}")
+        spec = DATASETS[self.dataset]
+        counts = self.count.values() if isinstance(self.count, dict) else [self.count]
+        if any(c is not None and c <= 0 for c in counts):
+            raise ValueError("count must be positive")
+        if spec.kind == "generated" and self.count is None:
+            raise ValueError(f"dataset {self.dataset!r} is generated: set `count`")
+        if spec.allowed_sizes and self.size not in spec.allowed_sizes:
+            raise ValueError(f"dataset {self.dataset!r} comes in sizes {spec.allowed_sizes}, not {self.size}")
+        if self.split is not None and self.split not in spec.splits:
+            raise ValueError(f"dataset {self.dataset!r} has no split rule {self.split!r}; "
+                             f"known: {', '.join(spec.splits)}")
+        return self
+
+
+class MaskSetParams(_Strict):
+    """How to build one fixed evaluation mask set (``inpaintflow masks make|import``)."""
+
+    family: str = Field(description="a generator from tasks/masks.py, or quickdraw / nvidia to import")
+    size: int = Field(gt=0)
+    count: int = Field(gt=0, description="masks per ratio bin (imports: at most this many per bin)")
+    bins: list[str] | None = Field(default=None, description='hole-ratio bins "lo-hi"; None = fixed-ratio pattern')
+    seed: int = 0
+    source: str | None = Field(default=None, description="archive/folder to import (quickdraw, nvidia)")
+    sha256: str | None = None
+
+    @model_validator(mode="after")
+    def _known_family(self) -> "MaskSetParams":
+        from tasks.masks import FAMILIES, parse_ratio_bin
+
+        importers = ("quickdraw", "nvidia")
+        if self.family not in FAMILIES and self.family not in importers:
+            raise ValueError(f"unknown mask family {self.family!r}; known: "
+                             f"{', '.join(sorted(FAMILIES) + list(importers))}")
+        for text in self.bins or []:
+            parse_ratio_bin(text)
+        if self.family in importers and not self.source:
+            raise ValueError(f"family {self.family!r} imports masks: set `source`")
+        return self
+
+
+class Profiled(_Strict):
+    """One artefact, described once per profile."""
+
+    demo: Any
+    paper: Any
+
+
+class DataProfiled(Profiled):
+    demo: DatasetParams
+    paper: DatasetParams
+
+
+class MasksProfiled(Profiled):
+    demo: MaskSetParams
+    paper: MaskSetParams
+
+
+STEP_MODELS: dict[str, type[Profiled]] = {"data": DataProfiled, "masks": MasksProfiled}
+
+
+def _format_error(path: Path, prefix: tuple[str, ...], err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in (*prefix, *e["loc"]))
+        lines.append(f"  {key}: {e['msg']}")
+    return f"{path}: invalid parameters\n" + "\n".join(lines)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: parameters file not found (run from the project root, or pass --params)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: top level must be a mapping of step groups")
+    return raw
+
+
+def active_profile(raw: dict[str, Any], path: Path) -> Profile:
+    profile = raw.get("profile", "demo")
+    if profile not in ("demo", "paper"):
+        raise ParamsError(f"{path}: profile: must be 'demo' or 'paper', got {profile!r}")
+    return profile
+
+
+def load_step(step: str, name: str, path: Path = DEFAULT_PARAMS, profile: Profile | None = None):
+    """Validated params of artefact ``name`` in step group ``step`` under the active profile.
+
+    >>> load_step("data", "celeba-64")      # doctest: +SKIP
+    DatasetParams(dataset='synthetic-faces', size=64, ...)
+    """
+    path = Path(path)
+    raw = read_yaml(path)
+    profile = profile or active_profile(raw, path)
+    model = STEP_MODELS.get(step)
+    if model is None:
+        raise ParamsError(f"{path}: no step group {step!r}; known: {', '.join(STEP_MODELS)}")
+    group = raw.get(step)
+    if not isinstance(group, dict):
+        raise ParamsError(f"{path}: {step}: missing or not a mapping")
+    if name not in group:
+        raise ParamsError(f"{path}: {step}.{name}: no such entry; known: {', '.join(group)}")
+    try:
+        entry = model.model_validate(group[name])
+    except ValidationError as err:
+        raise ParamsError(_format_error(path, (step, name), err)) from None
+    return getattr(entry, profile)
+
+
+def validate_file(path: Path = DEFAULT_PARAMS) -> dict[str, list[str]]:
+    """Validate every entry of every known step group; returns the artefact names per step."""
+    path = Path(path)
+    raw = read_yaml(path)
+    active_profile(raw, path)
+    names: dict[str, list[str]] = {}
+    for step in STEP_MODELS:
+        for name in raw.get(step) or {}:
+            for profile in ("demo", "paper"):
+                load_step(step, name, path, profile)
+            names.setdefault(step, []).append(name)
+    return names

@@ -1,0 +1,35 @@
+"""Shared fixtures. Prefect state goes to a temporary directory, never the project's."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_STATE = Path(tempfile.mkdtemp(prefix="inpaintflow-test-state-"))
+os.environ["INPAINTFLOW_STATE_DIR"] = str(_STATE)
+os.environ.pop("PREFECT_API_URL", None)
+from inpaintflow.runtime import configure_environment  # noqa: E402  (must precede prefect)
+
+configure_environment()
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect API for the whole session (Prefect's own test harness)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield os.environ.get("PREFECT_API_URL")
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is absent (tests on real shared data are skipped)")
+    return SHARED
