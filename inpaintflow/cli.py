@@ -37,25 +37,35 @@ def _count(text: str) -> int | dict[str, int]:
     return {k.strip(): int(v) for k, v in (part.split("=", 1) for part in text.split(","))}
 
 
-def cmd_data_prepare(args) -> None:
-    from inpaintflow.params import DatasetParams
+def _prepare(params, out: str) -> None:
+    from tasks.datasets import get_spec
+    from tasks.sources import check_source
 
-    params = DatasetParams(dataset=args.dataset, size=args.size, count=args.count, split=args.split,
-                           seed=args.seed, source=args.source, sha256=args.sha256)
+    check_source(get_spec(params.dataset), params.source, params.sha256)  # before any flow starts
     _api()
     from flows.data import prepare_dataset
 
-    prepare_dataset(params=params, out_dir=Path(args.out))
+    prepare_dataset(params=params, out_dir=Path(out))
+
+
+def cmd_data_prepare(args) -> None:
+    from pydantic import ValidationError
+
+    from inpaintflow.params import DatasetParams
+
+    try:
+        params = DatasetParams(dataset=args.dataset, size=args.size, count=args.count, split=args.split,
+                               seed=args.seed, source=args.source, sha256=args.sha256)
+    except ValidationError as err:
+        raise ValueError("; ".join(f"--{'.'.join(map(str, e['loc'])) or 'dataset'}: {e['msg']}"
+                                   for e in err.errors())) from None
+    _prepare(params, args.out)
 
 
 def cmd_data_stage(args) -> None:
     from inpaintflow.params import load_step
 
-    params = load_step("data", args.name, Path(args.params))
-    _api()
-    from flows.data import prepare_dataset
-
-    prepare_dataset(params=params, out_dir=Path(args.out))
+    _prepare(load_step("data", args.name, Path(args.params)), args.out)
 
 
 def cmd_data_list(args) -> None:
@@ -69,12 +79,12 @@ def cmd_data_list(args) -> None:
 
 
 def cmd_masks_make(args) -> None:
-    from tasks.masks import FAMILIES, parse_ratio_bin
+    from tasks.mask_sets import mask_jobs
+    from tasks.masks import parse_ratio_bin
 
-    if args.family not in FAMILIES:
-        raise SystemExit(f"inpaintflow: unknown mask family {args.family!r}; known: {', '.join(sorted(FAMILIES))}")
     for text in args.ratio or []:
         parse_ratio_bin(text)
+    mask_jobs(args.family, args.count, args.ratio)  # family and bins checked before any flow starts
     _api()
     from flows.masks import make_mask_set
 
@@ -83,6 +93,10 @@ def cmd_masks_make(args) -> None:
 
 
 def cmd_masks_import(args) -> None:
+    from tasks.masks import parse_ratio_bin
+
+    for text in args.ratio or []:
+        parse_ratio_bin(text)
     _api()
     from flows.masks import import_mask_set
 
@@ -94,6 +108,10 @@ def cmd_masks_stage(args) -> None:
     from inpaintflow.params import load_step
 
     p = load_step("masks", args.name, Path(args.params))
+    if p.family not in ("quickdraw", "nvidia"):
+        from tasks.mask_sets import mask_jobs
+
+        mask_jobs(p.family, p.count, p.bins)
     _api()
     from flows.masks import import_mask_set, make_mask_set
 

@@ -19,9 +19,10 @@ from typing import Any, Sequence
 from inpaintflow.conventions import (ConventionError, encode_mask_png, hole_ratio, write_bytes_atomic,
                                      write_csv_atomic, write_text_atomic)
 from tasks.caching import sha256_bytes
-from tasks.masks import FAMILIES, format_ratio_bin, in_bin, make_mask, parse_ratio_bin
+from tasks.masks import FAMILIES, in_bin, make_mask, parse_ratio_bin
 
 MANIFEST_COLUMNS = ("file", "index", "ratio", "bin", "family", "seed", "source", "sha256")
+FIXED_BIN = "fixed"  # bin label of the fixed-ratio patterns (paper 001's six, three-squares)
 RATIO_FORMAT = "{:.6f}"  # fixed float format: the same masks give the same manifest bytes
 
 
@@ -52,7 +53,7 @@ def make_masks(family: str, size: int, seed: int, jobs: Sequence[tuple[int, str 
     for index, bin_text in jobs:
         ratio_bin = parse_ratio_bin(bin_text) if bin_text else None
         mask, ratio = make_mask(family, size, seed, index, ratio_bin)
-        label = bin_text or format_ratio_bin((ratio, ratio))
+        label = bin_text or FIXED_BIN
         rows.append(_row(index, mask, label, family, seed, f"{family}:seed={seed}:index={index}", out_dir))
     return rows
 

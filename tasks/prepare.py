@@ -49,43 +49,48 @@ class EmptySourceError(ValueError):
 # decoding: every foreign format becomes RGB uint8 here, and only here
 
 
+def _bits_per_sample(data: bytes, im: Image.Image) -> int:
+    """Bit depth from the file header: Pillow opens 16-bit RGB PNG/TIFF as 8-bit "RGB"."""
+    if im.format == "PNG" and len(data) > 24:
+        return data[24]  # IHDR bit depth: 8-byte signature, length, "IHDR", width, height
+    if im.format == "TIFF":
+        bps = im.tag_v2.get(258, 8)
+        return max(bps) if isinstance(bps, tuple) else int(bps)
+    return 16 if ";16" in im.mode or im.mode in ("I", "F") else 8
+
+
 def decode_to_rgb8(data: bytes, name: str) -> np.ndarray:
     """Bytes of any image file -> RGB uint8 (H, W, 3).
 
     Grayscale is replicated, alpha dropped (datasets store opaque photos), palette expanded,
     16-bit scaled by 255/65535 with rounding. Truncated or corrupt files raise BadImageError:
-    PIL's full decode catches truncation that cv2 would silently fill with grey.
+    PIL's full decode catches truncation that cv2 would silently fill with grey. Each file is
+    decoded once: by PIL, or by cv2 for 16-bit files, where PIL would truncate to 8 bits.
     """
     if not data:
         raise BadImageError(f"{name}: empty file")
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            probe.verify()
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
-                im.load()
-                mode = im.mode
-                pil_rgb = None if mode.startswith(("I", "F")) or ";16" in mode else im.convert("RGB")
-    except BadImageError:
-        raise
+                deep = _bits_per_sample(data, im) > 8
+                if deep:
+                    im.verify()  # structure and CRCs; cv2 decodes the pixels below
+                else:
+                    im.load()  # raises on truncation
+                    rgb = np.asarray(im.convert("RGB"), dtype=np.uint8)
     except Exception as exc:  # PIL raises many types for bad files; each is a skip, not a crash
         raise BadImageError(f"{name}: not a readable image ({type(exc).__name__}: {exc})") from None
+    if not deep:
+        return rgb
 
-    # cv2 keeps 16 bits per channel where PIL truncates; use it for deep images
     raw = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if raw is not None and raw.dtype == np.uint16:
-        scaled = np.rint(raw.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
-        if scaled.ndim == 2:
-            return np.repeat(scaled[:, :, None], 3, axis=2)
-        return cv2.cvtColor(scaled[:, :, :3], cv2.COLOR_BGR2RGB)
-    if pil_rgb is None:  # 32-bit int/float PIL modes: scale by the type's range
-        with Image.open(io.BytesIO(data)) as im:
-            arr = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if arr.max() > 255 else 255.0
-        gray = np.clip(np.rint(arr * 255.0 / top), 0, 255).astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    return np.asarray(pil_rgb, dtype=np.uint8).copy()
+    if raw is None or raw.dtype != np.uint16:
+        raise BadImageError(f"{name}: not a readable 16-bit image")
+    scaled = np.rint(raw.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
+    if scaled.ndim == 2:
+        return np.repeat(scaled[:, :, None], 3, axis=2)
+    return cv2.cvtColor(scaled[:, :, :3], cv2.COLOR_BGR2RGB)
 
 
 # ---------------------------------------------------------------------------------------------

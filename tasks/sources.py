@@ -75,23 +75,33 @@ def _as_root(path: Path, spec: DatasetSpec) -> Path:
                       f"({', '.join(ARCHIVE_SUFFIXES)})")
 
 
-def resolve_source(spec: DatasetSpec, source: str | None, sha256: str | None,
-                   fetch: Fetch) -> Path | dict[str, Path]:
-    """One root folder (split by the spec's rule), or {split: folder or container file}."""
+def check_source(spec: DatasetSpec, source: str | None, sha256: str | None) -> None:
+    """Fail before any work starts when the source cannot be right (no download, no I/O)."""
     if spec.kind == "generated":
-        raise ValueError(f"{spec.name} is generated; it has no source")
+        if source:
+            raise SourceError(f"{spec.name} is generated; it takes no --source")
+        return
     if source and is_url(source):
         if not sha256:
             raise SourceError(f"{source}: a URL source needs --sha256 (the expected checksum), "
                               f"so a changed or truncated file is never used")
+    elif source:
+        _local(source, spec)
+    elif spec.kind in ("manual", "local") or not spec.files:
+        raise SourceError(f"{spec.name}: no source given (--source). {spec.obtain}")
+
+
+def resolve_source(spec: DatasetSpec, source: str | None, sha256: str | None,
+                   fetch: Fetch) -> Path | dict[str, Path]:
+    """One root folder (split by the spec's rule), or {split: folder or container file}."""
+    check_source(spec, source, sha256)
+    if source and is_url(source):
         dest = downloads_dir() / (Path(urlparse(source).path).name or "download")
         return _as_root(fetch(source, dest, Checksum.sha256(sha256)), spec)
     if source:
         path = _local(source, spec)
         per_file = _split_files_in(path, spec)
         return per_file if per_file else _as_root(path, spec)
-    if spec.kind in ("manual", "local") or not spec.files:
-        raise SourceError(f"{spec.name}: no source given (--source). {spec.obtain}")
     fetched = {remote: fetch(remote.url, downloads_dir() / remote.filename, remote.checksum)
                for remote in spec.files}
     if all(r.split for r in spec.files):

@@ -172,3 +172,9 @@ def test_count_caps_each_split_and_stale_files_are_removed(tmp_path):
     assert len(items) == 2
     write_manifest(out, prepare_items(items, crop="none", size=8, seed=0, out_dir=out), skipped, {"dataset": "f"})
     assert sorted(p.name for p in (out / "train").iterdir()) == ["000000.png", "000001.png"]
+
+
+def test_sixteen_bit_tiff_is_not_truncated():
+    deep = (RGB.astype(np.uint16) * 257 + 200).astype(np.uint16)
+    ok, buf = cv2.imencode(".tiff", cv2.cvtColor(deep, cv2.COLOR_RGB2BGR))
+    np.testing.assert_array_equal(decode_to_rgb8(buf.tobytes(), "d.tiff"), np.rint(deep / 257.0).astype(np.uint8))
