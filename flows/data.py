@@ -43,15 +43,20 @@ def write_manifest(out_dir: Path, rows: list[dict[str, Any]], skipped: list[dict
     return tasks.prepare.write_manifest(out_dir, rows, skipped, info)
 
 
+def clear_manifest(out_dir: Path) -> None:
+    """A manifest marks a complete output folder: there is none while a rebuild is under way."""
+    stale = Path(out_dir) / "manifest.csv"
+    if stale.exists():
+        stale.unlink()
+
+
 @flow(name="prepare-dataset", log_prints=True)
 def prepare_dataset(params: DatasetParams, out_dir: Path, shard_size: int = 200) -> Path:
     """Build ``out_dir`` (images, manifest.csv, report.csv, dataset.json); returns the manifest."""
     spec = get_spec(params.dataset)
     split_rule = params.split or spec.default_split
     out_dir = Path(out_dir).resolve()
-    stale = out_dir / "manifest.csv"
-    if stale.exists():  # a manifest marks a complete dataset: none while this run is under way
-        stale.unlink()
+    clear_manifest(out_dir)
 
     skipped: list[dict[str, str]] = []
     if spec.kind == "generated":

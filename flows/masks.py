@@ -15,9 +15,9 @@ import inpaintflow.conventions
 import tasks.mask_import
 import tasks.mask_sets
 import tasks.masks
-from tasks.caching import content_key, retry_transient, outputs_intact, run_verified
+from flows.data import clear_manifest, fetch_file
+from tasks.caching import content_key, outputs_intact, run_verified
 from tasks.datasets import DatasetSpec
-from tasks.download import Checksum, download
 from tasks.mask_import import iter_mask_files
 from tasks.sources import resolve_source
 
@@ -47,22 +47,11 @@ def write_mask_manifest(out_dir: Path, rows: list[dict[str, Any]], skipped: list
     return tasks.mask_sets.write_mask_manifest(out_dir, rows, skipped, info)
 
 
-@task(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
-def fetch_file(url: str, dest: Path, checksum: Checksum | None) -> Path:
-    return download(url, dest, checksum)
-
-
-def _clear_manifest(out_dir: Path) -> None:
-    stale = out_dir / "manifest.csv"
-    if stale.exists():  # a manifest marks a complete set: none while this run is under way
-        stale.unlink()
-
-
 @flow(name="make-masks", log_prints=True)
 def make_mask_set(family: str, size: int, count: int, bins: list[str] | None, seed: int,
                   out_dir: Path, shard_size: int = 250) -> Path:
     out_dir = Path(out_dir).resolve()
-    _clear_manifest(out_dir)
+    clear_manifest(out_dir)
     jobs = tasks.mask_sets.mask_jobs(family, count, bins)
     shards = [jobs[i:i + shard_size] for i in range(0, len(jobs), shard_size)]
     print(f"{family}: {len(jobs)} masks {size}x{size}, bins {bins or 'fixed'}, seed {seed} -> {out_dir}")
@@ -78,7 +67,7 @@ def import_mask_set(family: str, source: str, size: int, out_dir: Path, bins: li
                     count: int | None = None, sha256: str | None = None, shard_size: int = 500) -> Path:
     """Import Quick Draw or NVIDIA masks from a folder, archive or URL (+ sha256)."""
     out_dir = Path(out_dir).resolve()
-    _clear_manifest(out_dir)
+    clear_manifest(out_dir)
     spec = DatasetSpec(name=family, description=f"{family} masks", kind="local", crop="none", splits={},
                        obtain=tasks.mask_sets.IMPORT_OBTAIN[family])
     root = resolve_source(spec, source, sha256, fetch=lambda url, dest, c: fetch_file(url, dest, c))

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -485,6 +485,24 @@ def make_mask(family: str, size: int, seed: int, index: int,
     """Mask ``index`` of the set ``(family, size, seed, ratio_bin)`` and its hole ratio."""
     mask = generate_mask(family, size, mask_rng(seed, index), ratio_bin)
     return mask, hole_ratio(mask)
+
+
+def training_masks(families: Sequence[str], size: int, rng: np.random.Generator,
+                   ratio_bin: RatioBin | None = None) -> Iterator[np.ndarray]:
+    """Endless on-the-fly training masks: a family drawn uniformly per mask, then the mask.
+
+    Training masks are never written to disk (only evaluation sets are). The caller owns
+    ``rng`` (seeded from the training params, saved in checkpoints), so a resumed run can
+    continue the same stream.
+    """
+    if not families:
+        raise ValueError("training_masks needs at least one family")
+    for name in families:
+        _family(name)
+    while True:
+        family = families[int(rng.integers(len(families)))]
+        bin = ratio_bin if ratio_bin is not None and not FAMILIES[family].fixed_ratio else None
+        yield generate_mask(family, size, rng, bin)
 
 
 def _family(name: str) -> MaskFamily:

@@ -281,3 +281,20 @@ def test_write_read_round_trip_keeps_polarity(family, tmp_path):
     hole = tuple(np.argwhere(mask == 1)[0])
     known = tuple(np.argwhere(mask == 0)[0])
     assert raw[hole] == 255 and raw[known] == 0
+
+
+def test_training_masks_are_an_endless_seeded_stream_inside_the_bin():
+    from itertools import islice
+
+    from tasks.masks import training_masks
+
+    def take(seed):
+        stream = training_masks(["free-form", "regionwise-contiguous"], 64, np.random.default_rng(seed), (0.1, 0.3))
+        return list(islice(stream, 12))
+
+    first, again, other = take(5), take(5), take(6)
+    assert all((a == b).all() for a, b in zip(first, again))
+    assert any((a != b).any() for a, b in zip(first, other))
+    assert all(0.1 <= m.mean() < 0.3 for m in first)
+    with pytest.raises(ValueError, match="unknown mask family"):
+        next(training_masks(["nope"], 64, np.random.default_rng(0)))
