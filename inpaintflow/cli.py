@@ -168,9 +168,11 @@ def cmd_demo(args) -> None:
         raise SystemExit(f"inpaintflow demo: no dvc.yaml in {root}; run it from the project checkout")
     configure_environment(root)
     _api()  # one server for every stage's process
-    cmd = ["dvc", "repro", *args.targets]
-    print("+", " ".join(cmd), flush=True)
-    result = subprocess.run(cmd, cwd=root, env=os.environ.copy())
+    # the stages call `inpaintflow`: put this interpreter's scripts first, venv activated or not
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    cmd = [sys.executable, "-m", "dvc", "repro", *args.targets]
+    print("+ dvc repro", *args.targets, flush=True)
+    result = subprocess.run(cmd, cwd=root, env=env)
     if result.returncode:
         sys.exit(result.returncode)
     print("\nDemo outputs: data/datasets/*/ (images, manifest.csv), data/masks/*/ (mask PNGs, manifest.csv)."
