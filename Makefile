@@ -27,6 +27,7 @@ test-slow: setup
 
 bench: setup
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/train.py
 
 clean-state:
 	-$(BIN)/inpaintflow server stop

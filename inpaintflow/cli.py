@@ -7,6 +7,8 @@
     inpaintflow masks import {quickdraw,nvidia} --source PATH_OR_URL --size N --out DIR
     inpaintflow masks stage NAME --out DIR         # params.yaml masks.NAME, active profile
     inpaintflow masks list
+    inpaintflow train MODEL --data DIR --steps N --batch-size B --size S --out DIR [--resume] [--seed S]
+    inpaintflow train stage NAME --data DIR --out DIR   # params.yaml train.NAME, active profile
     inpaintflow server start|stop|status           # the reusable local Prefect server
     inpaintflow params check
     inpaintflow demo                               # dvc repro of the demo pipeline
@@ -132,6 +134,60 @@ def cmd_masks_list(args) -> None:
     print(f"{'nvidia':26s} {'import':13s} NVIDIA irregular test masks (bin from the file index)")
 
 
+# --- train -----------------------------------------------------------------------------------
+
+
+def _overrides(pairs: list[str] | None) -> dict:
+    """``--set key=value`` (value parsed as YAML: 8, 1e-4, true, [1, 2])."""
+    import yaml
+
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"--set {pair!r}: expected key=value")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _run_training(settings, resume) -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: every rank runs the engine itself
+        from tasks.train import train
+
+        train(settings, resume=resume)
+        return
+    _api()
+    from flows.train import train_flow
+
+    train_flow(settings=settings, resume=resume)
+
+
+def cmd_train(args) -> None:
+    from tasks.train import TrainSettings
+
+    settings = TrainSettings(
+        model=args.model, data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size,
+        size=args.size, seed=args.seed, checkpoint_every=args.checkpoint_every,
+        preview_every=args.preview_every, log_every=args.log_every, model_config=_overrides(args.set),
+        tiny=args.tiny, vgg_weights=args.vgg_weights, allow_random_vgg=args.allow_random_vgg,
+        compile=args.compile, progress=not args.no_progress)
+    _run_training(settings, args.resume)
+
+
+def cmd_train_stage(args) -> None:
+    from inpaintflow.params import load_step
+    from tasks.train import TrainSettings
+
+    p = load_step("train", args.name, Path(args.params))
+    settings = TrainSettings(
+        model=p.model, data=args.data, out=args.out, steps=p.steps, batch_size=p.batch_size, size=p.size,
+        seed=p.seed, checkpoint_every=p.checkpoint_every, preview_every=p.preview_every,
+        log_every=p.log_every, model_config=dict(p.model_config_overrides), tiny=p.tiny,
+        vgg_weights=args.vgg_weights or p.vgg_weights, allow_random_vgg=p.allow_random_vgg,
+        progress=not args.no_progress)
+    _run_training(settings, "auto")  # DVC keeps the run dir (persist): a killed run resumes
+
+
 # --- server, params, demo --------------------------------------------------------------------
 
 
@@ -226,6 +282,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_masks_stage)
     masks.add_parser("list", help="mask families").set_defaults(func=cmd_masks_list)
 
+    train = sub.add_parser("train", help="train a paper's model").add_subparsers(dest="cmd", required=True)
+    from models import RECIPES
+
+    for model in RECIPES:
+        p = train.add_parser(model, help=f"train {model}")
+        p.set_defaults(func=cmd_train, model=model)
+        p.add_argument("--data", required=True, help="prepared dataset folder (manifest.csv)")
+        p.add_argument("--steps", type=int, required=True)
+        p.add_argument("--batch-size", type=int, required=True)
+        p.add_argument("--size", type=int, required=True)
+        p.add_argument("--out", required=True, help="run folder: checkpoint.pt, live/, previews/")
+        p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--checkpoint-every", type=int, default=500)
+        p.add_argument("--preview-every", type=int, default=500)
+        p.add_argument("--log-every", type=int, default=10)
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override the paper's Config")
+        p.add_argument("--tiny", action="store_true", help="start from the paper's tiny Config (CPU)")
+        p.add_argument("--vgg-weights", help="VGG-19 weights: torchvision .pth, Keras .h5 or .npy folder")
+        p.add_argument("--allow-random-vgg", action="store_true",
+                       help="random VGG-19 when no weights are found (tables then say so)")
+        p.add_argument("--compile", action="store_true", help="torch.compile the nets (CUDA)")
+        p.add_argument("--no-progress", action="store_true")
+    p = train.add_parser("stage", help="DVC stage: train params.yaml train.NAME")
+    p.add_argument("name")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--vgg-weights")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train_stage)
+
     p = sub.add_parser("server", help="the project's local Prefect server")
     p.add_argument("action", choices=["start", "stop", "status"])
     p.add_argument("--port", type=int)
@@ -254,7 +342,10 @@ def main(argv: list[str] | None = None) -> None:
             raise
         from inpaintflow.params import ParamsError
 
-        kind = "" if isinstance(exc, (ParamsError, ValueError, FileNotFoundError)) else f"{type(exc).__name__}: "
+        from tasks.train import TrainingError
+
+        known = (ParamsError, ValueError, FileNotFoundError, TrainingError)
+        kind = "" if isinstance(exc, known) else f"{type(exc).__name__}: "
         raise SystemExit(f"inpaintflow: error: {kind}{exc}") from None
 
 

@@ -102,6 +102,35 @@ class MaskSetParams(_Strict):
         return self
 
 
+class TrainParams(_Strict):
+    """How to train one paper's model (``inpaintflow train``); see tasks/train.py."""
+
+    model: str = Field(description="a key of models.RECIPES")
+    steps: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    size: int = Field(gt=0)
+    seed: int = 0
+    checkpoint_every: int = Field(default=500, gt=0)
+    preview_every: int = Field(default=500, gt=0)
+    log_every: int = Field(default=10, gt=0)
+    tiny: bool = Field(default=False, description="start from the paper's Config.tiny() (CPU demo)")
+    model_config_overrides: dict[str, Any] = Field(default_factory=dict, alias="model_config",
+                                                   description="overrides of the paper's Config")
+    allow_random_vgg: bool = Field(default=False, description="random VGG-19 when no weights (demo)")
+    vgg_weights: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, protected_namespaces=())
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from models import RECIPES
+
+        if v not in RECIPES:
+            raise ValueError(f"unknown model {v!r}; known: {', '.join(RECIPES)}")
+        return v
+
+
 class Profiled(_Strict):
     """One artefact, described once per profile."""
 
@@ -119,7 +148,24 @@ class MasksProfiled(Profiled):
     paper: MaskSetParams
 
 
-STEP_MODELS: dict[str, type[Profiled]] = {"data": DataProfiled, "masks": MasksProfiled}
+class TrainProfiled(Profiled):
+    data: str = Field(description="the data artefact it trains on (a key of the data group)")
+    code: str = Field(description="the model's file, a DVC dependency of the stage")
+    demo: TrainParams
+    paper: TrainParams
+
+    @model_validator(mode="after")
+    def _code_matches_model(self) -> "TrainProfiled":
+        from models import RECIPES
+
+        for profile in (self.demo, self.paper):
+            expected = RECIPES[profile.model][0].replace(".", "/") + ".py"
+            if self.code != expected:
+                raise ValueError(f"code: {self.code!r} is not the file of model {profile.model!r} ({expected})")
+        return self
+
+
+STEP_MODELS: dict[str, type[Profiled]] = {"data": DataProfiled, "masks": MasksProfiled, "train": TrainProfiled}
 
 
 def _format_error(path: Path, prefix: tuple[str, ...], err: ValidationError) -> str:

@@ -1,0 +1,74 @@
+"""What the papers truly share: compositing, a spectral-norm conv, parameter counts, and the
+interface the training engine drives (:class:`Recipe`).
+
+Paper-specific blocks stay in the paper's own file (see ../shared/STYLE.md, section 1).
+Conventions (inpaintflow/conventions.py): images (B, 3, H, W) float in [-1, 1] RGB; masks
+(B, 1, H, W) float, 1 = hole. A paper whose equations use 1 = known converts with
+``to_known_is_one`` at its own edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+
+def compose(pred: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Known pixels from ``image``, hole pixels from ``pred`` (mask: 1 = hole). Exact on known
+    pixels: ``mask`` is binary, so no arithmetic touches them."""
+    return torch.where(mask.bool(), pred, image)
+
+
+def masked_input(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The damaged image a model sees: holes zeroed (the middle grey of [-1, 1])."""
+    return image * (1 - mask)
+
+
+def sn_conv2d(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, padding: int = 0,
+              **kwargs: Any) -> nn.Module:
+    """A spectral-normalised Conv2d (Miyato et al. 2018), as the region-wise and GLA
+    discriminators use."""
+    return nn.utils.parametrizations.spectral_norm(
+        nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=padding, **kwargs))
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What the engine hands a recipe each step."""
+
+    step: int
+    autocast: Any  # a context manager factory: bf16 autocast on CUDA, nullcontext on CPU
+    device: torch.device
+
+
+class Recipe(Protocol):
+    """One paper's training: the engine owns data, devices, checkpoints and logging; the
+    recipe owns the networks, their optimisers and one training step.
+
+    * ``nets``: name -> module. The engine moves them to the device, wraps them in DDP when
+      distributed, and replaces the dict's values; a recipe must always call
+      ``self.nets[name]``, never a module kept elsewhere.
+    * ``optimizers``: name -> optimiser over those nets (built in ``__init__``).
+    * ``training_step(images, masks, ctx)``: images (B, 3, H, W) in [-1, 1]; masks
+      (B, 1, H, W), 1 = hole, or None for the unconditional GANs. It does every backward pass
+      and optimiser step of one iteration (e.g. 5 critic steps then 1 generator step) and
+      returns detached scalar losses by name.
+    * ``preview(images, masks)``: (B, 3, H, W) in [-1, 1] for the image grid, without grad.
+    * ``mask_families``: the training mask families of the paper (empty: no masks).
+    """
+
+    nets: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    mask_families: tuple[str, ...]
+
+    def training_step(self, images: torch.Tensor, masks: torch.Tensor | None,
+                      ctx: StepContext) -> dict[str, torch.Tensor]: ...
+
+    def preview(self, images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor: ...
