@@ -9,8 +9,9 @@ Conventions (inpaintflow/conventions.py): images (B, 3, H, W) float in [-1, 1] R
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 import torch
 from torch import nn
@@ -33,6 +34,17 @@ def sn_conv2d(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, paddin
     discriminators use."""
     return nn.utils.parametrizations.spectral_norm(
         nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=padding, **kwargs))
+
+
+@contextmanager
+def eval_mode(net: nn.Module) -> Iterator[nn.Module]:
+    """Run ``net`` in eval mode (batch-norm running stats, no dropout), then restore its mode."""
+    was_training = net.training
+    net.eval()
+    try:
+        yield net
+    finally:
+        net.train(was_training)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = True) -> int:

@@ -109,7 +109,7 @@ from einops import rearrange
 from torch import nn
 
 from inpaintflow.conventions import to_known_is_one
-from models.common import StepContext, compose, count_parameters
+from models.common import StepContext, compose, count_parameters, eval_mode
 
 PAPER_CRITIC_LR = 1e-12  # s4.2 and config.ini: freezes the critic in effect
 
@@ -486,11 +486,6 @@ class RMNetRecipe:
         """The composite I_M + I_Mpred (known pixels exact), G in eval mode: (B, 3, H, W)."""
         if masks is None:
             raise ValueError("R-MNet preview needs masks (1 = hole)")
-        G = self.nets["generator"]
-        was_training = G.training
-        G.eval()
-        try:
+        with eval_mode(self.nets["generator"]) as G:
             pred = G(images, masks).to(images.dtype)
-        finally:
-            G.train(was_training)
         return compose(pred, images, masks)

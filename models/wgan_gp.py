@@ -76,7 +76,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from models.common import StepContext, count_parameters
+from models.common import StepContext, count_parameters, eval_mode
 
 
 @dataclass
@@ -325,10 +325,5 @@ class WGANGPRecipe:
     @torch.no_grad()
     def preview(self, images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
         """Samples from the fixed preview noise, G in eval mode: (n_preview, 3, S, S)."""
-        G = self.nets["generator"]
-        was_training = G.training
-        G.eval()
-        try:
+        with eval_mode(self.nets["generator"]) as G:
             return G(self.preview_z.to(images.device)).float()
-        finally:
-            G.train(was_training)

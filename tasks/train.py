@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import json
 import math
 import os
@@ -36,7 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from inpaintflow.conventions import model_to_uint8, read_image, uint8_to_model, write_image, write_text_atomic
+from inpaintflow.conventions import (model_to_uint8, read_image, uint8_to_model, write_bytes_atomic, write_image,
+                                     write_text_atomic)
 from models import RECIPES
 from models.common import Recipe, StepContext, count_parameters
 
@@ -237,23 +239,24 @@ def prepare_nets(recipe: Recipe, rt: Runtime, compile_nets: bool) -> dict[str, n
 def save_checkpoint(path: Path, *, raw_nets: dict[str, nn.Module], recipe: Recipe, cfg,
                     settings: TrainSettings, step: int, mask_rng: np.random.Generator | None) -> Path:
     """Everything needed to continue exactly, or to rebuild the model for inference."""
-    from inpaintflow.conventions import atomic_path
-
     state = {
         "format": "inpaintflow-checkpoint-1",
         "model": settings.model,
         "model_config": json.loads(json.dumps(asdict(cfg))),
         "settings": json.loads(json.dumps(asdict(settings))),
         "step": step,
+        "code_sha256": code_fingerprint(settings.model),
         "nets": {k: v.state_dict() for k, v in raw_nets.items()},
         "optimizers": {k: v.state_dict() for k, v in recipe.optimizers.items()},
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "mask_rng": json.dumps(mask_rng.bit_generator.state) if mask_rng is not None else "",
     }
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return path
+    # via a buffer: torch.save(obj, path) names the archive's folder after the (random) temp
+    # file, which would make identical checkpoints differ in bytes
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return write_bytes_atomic(path, buffer.getvalue())
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -263,12 +266,30 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise TrainingError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
 
 
-def _same_run(ckpt: dict[str, Any], settings: TrainSettings, cfg) -> bool:
-    """A checkpoint continues this run when everything but the step budget and logging matches."""
+def code_fingerprint(model: str) -> str:
+    """sha256 of the code a run's weights depend on: the paper's file, the shared model code,
+    the engine and the mask generators."""
+    import hashlib
+    import inspect
+
+    import models.common
+    import tasks.masks
+
+    h = hashlib.sha256()
+    for module in (importlib.import_module(MODELS[model][0]), models.common, tasks.masks,
+                   importlib.import_module(__name__)):
+        h.update(inspect.getsource(module).encode())
+    return h.hexdigest()
+
+
+def _same_run(ckpt: dict[str, Any], settings: TrainSettings, cfg, *, check_code: bool) -> bool:
+    """A checkpoint continues this run when everything but the step budget and logging matches
+    (and, for ``resume="auto"``, the code that trained it)."""
     ignore = {"steps", "checkpoint_every", "preview_every", "log_every", "progress", "out", "compile"}
     mine = {k: v for k, v in json.loads(json.dumps(asdict(settings))).items() if k not in ignore}
     theirs = {k: v for k, v in ckpt["settings"].items() if k not in ignore}
-    return ckpt["model"] == settings.model and theirs == mine and \
+    same_code = not check_code or ckpt.get("code_sha256") == code_fingerprint(settings.model)
+    return ckpt["model"] == settings.model and theirs == mine and same_code and \
         ckpt["model_config"] == json.loads(json.dumps(asdict(cfg)))
 
 
@@ -386,10 +407,10 @@ def train(settings: TrainSettings, *, resume: bool | str = False, rt: Runtime | 
     start = 0
     if resume and ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path)
-        if _same_run(ckpt, settings, cfg):
+        if _same_run(ckpt, settings, cfg, check_code=resume == "auto"):
             start = restore(ckpt, raw_nets, recipe, mask_rng)
         elif resume == "auto":
-            print(f"{ckpt_path}: written for other settings; starting over")
+            print(f"{ckpt_path}: written for other settings or code; starting over")
         else:
             raise TrainingError(f"{ckpt_path}: written for {ckpt['model']} with other settings; "
                                 f"use a new --out, or delete it to start over")
@@ -432,7 +453,7 @@ def train(settings: TrainSettings, *, resume: bool | str = False, rt: Runtime | 
                 write_image(out / "previews" / f"step-{finished:07d}.png", grid)
             if progress is not None:
                 rate = done * settings.batch_size / max(time.perf_counter() - t0, 1e-9)
-                progress.set_postfix({**{k: f"{v:.4g}" for k, v in losses.items()}, "img/s": f"{rate:.1f}"})
+                progress.set_postfix({**{k: f"{v:.4g}" for k, v in losses.items()}, "img/s": f"{rate:.1f}"}, refresh=False)
                 progress.update(1)
         if finished % settings.checkpoint_every == 0 or finished == settings.steps:
             if rt.is_main:

@@ -142,3 +142,25 @@ def test_inference_rebuilds_the_model_from_the_checkpoint_alone(faces, tmp_path,
     out = recipe.preview(images, masks)
     assert out.shape == images.shape
     assert torch.equal(out[masks.expand_as(out) == 0], images[masks.expand_as(images) == 0])
+
+
+def test_two_identical_runs_write_byte_identical_checkpoints(faces, tmp_path):
+    import shutil
+
+    first = train(settings(faces, tmp_path / "run", "gla", steps=2)).checkpoint.read_bytes()
+    shutil.rmtree(tmp_path / "run")  # a fresh run in the same place, as in a new clone
+    again = train(settings(faces, tmp_path / "run", "gla", steps=2)).checkpoint.read_bytes()
+    assert again == first
+
+
+def test_auto_resume_starts_over_when_the_model_code_changed(faces, tmp_path, monkeypatch):
+    import tasks.train as engine
+
+    out = tmp_path / "run"
+    train(settings(faces, out, "dcgan", steps=2))
+    assert train(settings(faces, out, "dcgan", steps=2), resume="auto").steps == 2
+    assert json.loads((out / "train.json").read_text())["resumed_from"] == 2  # nothing to redo
+    monkeypatch.setattr(engine, "code_fingerprint", lambda model: "edited")
+    train(settings(faces, out, "dcgan", steps=2), resume="auto")
+    assert json.loads((out / "train.json").read_text())["resumed_from"] == 0  # retrained
+    train(settings(faces, out, "dcgan", steps=4), resume=True)  # an explicit --resume trusts the user
