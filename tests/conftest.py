@@ -33,3 +33,14 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"{SHARED} is absent (tests on real shared data are skipped)")
     return SHARED
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny convolutions run faster on one thread, and do not stall on a busy 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

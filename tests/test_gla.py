@@ -33,13 +33,7 @@ from models.gla import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small convolutions run faster on one thread, and do not stall on a busy 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(cfg: Config, b: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

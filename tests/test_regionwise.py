@@ -34,13 +34,7 @@ from models.regionwise import (
 VGG_LAYERS = ("pool1", "pool2", "pool3")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny nets are overhead-bound: one thread is faster, above all on a busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
