@@ -9,6 +9,12 @@
     inpaintflow masks list
     inpaintflow train MODEL --data DIR --steps N --batch-size B --size S --out DIR [--resume] [--seed S]
     inpaintflow train stage NAME --data DIR --out DIR   # params.yaml train.NAME, active profile
+    inpaintflow inpaint run --method M --checkpoint CKPT --data DIR --masks DIR --out DIR [--limit N] ...
+    inpaintflow inpaint stage NAME --out DIR       # params.yaml inpaint.NAME, active profile
+    inpaintflow blend --generated DIR --damaged DIR --masks DIR --out DIR [--operator five-point|paper001-3x3]
+    inpaintflow evaluate --pred DIR --gt DIR --masks DIR --out FILE.csv [--fid] [--inception-weights PTH]
+    inpaintflow evaluate --experiment DIR --out DIR [--metrics FILE]  # every result of an inpaint run
+    inpaintflow table PAPER [--out DIR]            # the paper's tables (CSV, Markdown, LaTeX, JSON)
     inpaintflow server start|stop|status           # the reusable local Prefect server
     inpaintflow params check
     inpaintflow demo                               # dvc repro of the demo pipeline
@@ -188,6 +194,103 @@ def cmd_train_stage(args) -> None:
     _run_training(settings, "auto")  # DVC keeps the run dir (persist): a killed run resumes
 
 
+# --- inpaint, blend, evaluate, table -------------------------------------------------------
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _inpaint(settings) -> None:
+    _api()
+    from flows.inpaint import inpaint_flow
+
+    inpaint_flow(settings=settings)
+
+
+def cmd_inpaint_run(args) -> None:
+    from tasks.inpaint import InpaintSettings
+
+    _inpaint(InpaintSettings(
+        method=args.method, data_dir=Path(args.data), masks_dir=Path(args.masks), out_dir=Path(args.out),
+        checkpoint=Path(args.checkpoint), label=args.label or "", limit=args.limit, batch_size=args.batch_size,
+        seed=args.seed, steps=args.steps, refine_steps=args.refine_steps, pattern=args.pattern,
+        blend_operator=args.operator, baselines=tuple(args.baseline or ()), device=_device(args.device)))
+
+
+def experiment_settings(name: str, out: Path, params_path: Path, device: str = "cpu"):
+    """The InpaintSettings of params.yaml inpaint.NAME under the active profile."""
+    from inpaintflow.params import load_entry, load_step
+    from tasks.inpaint import InpaintSettings
+
+    entry = load_entry("inpaint", name, params_path)
+    p = load_step("inpaint", name, params_path)
+    masks = load_step("masks", entry.masks, params_path)
+    return InpaintSettings(
+        method=p.method, data_dir=Path("data/datasets") / entry.data, masks_dir=Path("data/masks") / entry.masks,
+        out_dir=Path(out), checkpoint=Path("runs") / entry.run / "checkpoint.pt", label=entry.label,
+        limit=p.limit, batch_size=p.batch_size, seed=p.seed, steps=p.steps, refine_steps=p.refine_steps,
+        loss_weights=dict(p.loss_weights) if p.loss_weights else None, mu=p.mu, pattern=masks.family,
+        blend_operator=p.blend_operator, baselines=tuple(entry.baselines), device=device)
+
+
+def cmd_inpaint_stage(args) -> None:
+    _inpaint(experiment_settings(args.name, Path(args.out), Path(args.params), _device(args.device)))
+
+
+def cmd_blend(args) -> None:
+    for flag in ("generated", "damaged", "masks"):
+        if not Path(getattr(args, flag)).is_dir():
+            raise FileNotFoundError(f"--{flag} {getattr(args, flag)}: not a directory")
+    _api()
+    from flows.blend import blend_flow
+
+    blend_flow(generated=Path(args.generated), damaged=Path(args.damaged), masks=Path(args.masks),
+               out=Path(args.out), operator=args.operator)
+
+
+def cmd_evaluate(args) -> None:
+    if args.experiment:
+        from inpaintflow.params import load_group
+
+        p = load_group("evaluate", Path(args.params))
+        _api()
+        from flows.evaluate import evaluate_experiment_flow
+
+        evaluate_experiment_flow(experiment=Path(args.experiment), out=Path(args.out),
+                                 metrics=Path(args.metrics) if args.metrics else None, batch_size=p.batch_size,
+                                 inception_weights=args.inception_weights or p.inception_weights,
+                                 device=_device(args.device))
+        return
+    missing = [f"--{f}" for f in ("pred", "gt", "masks") if not getattr(args, f)]
+    if missing:
+        raise ValueError(f"evaluate needs {', '.join(missing)} (or --experiment DIR)")
+    for flag in ("pred", "gt", "masks"):
+        if not Path(getattr(args, flag)).is_dir():
+            raise FileNotFoundError(f"--{flag} {getattr(args, flag)}: not a directory")
+    _api()
+    from flows.evaluate import evaluate_flow
+
+    evaluate_flow(pred=Path(args.pred), gt=Path(args.gt), masks=Path(args.masks), out=Path(args.out),
+                  batch_size=args.batch_size, fid=args.fid, inception_weights=args.inception_weights,
+                  device=_device(args.device))
+
+
+def cmd_table(args) -> None:
+    from tasks.tables import check_paper
+
+    check_paper(args.paper)
+    _api()
+    from flows.tables import table_flow
+
+    table_flow(paper=args.paper, out=Path(args.out or f"results/{args.paper}"), params_path=Path(args.params),
+               summary=Path(args.summary) if args.summary else None)
+
+
 # --- server, params, demo --------------------------------------------------------------------
 
 
@@ -313,6 +416,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vgg-weights")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train_stage)
+
+    inpaint = sub.add_parser("inpaint", help="batch inpainting of a test split").add_subparsers(dest="cmd", required=True)
+    p = inpaint.add_parser("run", help="inpaint a prepared test split with a fixed mask set")
+    p.add_argument("--method", required=True, choices=["feed-forward", "yeh", "yeh-refine", "vitoria"])
+    p.add_argument("--checkpoint", required=True, help="runs/<name>/checkpoint.pt")
+    p.add_argument("--data", required=True, help="prepared dataset folder (manifest.csv, test split)")
+    p.add_argument("--masks", required=True, help="mask set folder (manifest.csv)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--label", help="row label in the tables")
+    p.add_argument("--limit", type=int, help="test images per hole-ratio bin")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, help="latent steps (default: the paper's)")
+    p.add_argument("--refine-steps", type=int, help="paper 001's refinement steps (default: the paper's)")
+    p.add_argument("--pattern", help="paper 001's hole pattern (sets mu), e.g. center-square")
+    p.add_argument("--operator", default="five-point", choices=["five-point", "paper001-3x3"])
+    p.add_argument("--baseline", action="append", choices=["telea", "navier-stokes", "mean-fill"])
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ...")
+    p.set_defaults(func=cmd_inpaint_run)
+    p = inpaint.add_parser("stage", help="DVC stage: run params.yaml inpaint.NAME")
+    p.add_argument("name")
+    p.add_argument("--out", required=True)
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_inpaint_stage)
+
+    p = sub.add_parser("blend", help="Poisson-blend generated images into damaged ones (paired by name)")
+    p.add_argument("--generated", required=True)
+    p.add_argument("--damaged", required=True, help="the known pixels come from these images")
+    p.add_argument("--masks", required=True, help="mask PNGs, 255 = hole")
+    p.add_argument("--out", required=True)
+    p.add_argument("--operator", default="five-point", choices=["five-point", "paper001-3x3"])
+    p.set_defaults(func=cmd_blend)
+
+    p = sub.add_parser("evaluate", help="score results against ground truth (paired by name)")
+    p.add_argument("--pred")
+    p.add_argument("--gt")
+    p.add_argument("--masks", help="mask PNGs, 255 = hole (bins from its manifest.csv, if any)")
+    p.add_argument("--out", required=True, help="FILE.csv (or, with --experiment, a folder)")
+    p.add_argument("--experiment", help="an inpaint run folder: score every result it lists")
+    p.add_argument("--metrics", help="with --experiment: the summary JSON (default OUT/metrics.json)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--fid", action="store_true", help="also FID (n/a with a reason when no weights)")
+    p.add_argument("--inception-weights", help="pt_inception-2015-12-05-6726825d.pth")
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("table", help="a paper's result tables beside the reported numbers")
+    p.add_argument("paper", help="000, 001, 002, 003 or 004")
+    p.add_argument("--out", help="folder (default results/PAPER)")
+    p.add_argument("--summary", help="summary JSON for dvc metrics (default OUT/summary.json)")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("server", help="the project's local Prefect server")
     p.add_argument("action", choices=["start", "stop", "status"])

@@ -6,6 +6,8 @@ range convention is converted exactly once, at the boundary (a file, or a paper'
 On disk
     mask file   single-channel 8-bit PNG, 255 = hole (missing), 0 = known
     image file  8-bit RGB PNG (lossless), RGB channel order
+    damaged     an image file whose hole pixels are white (255): what a model is shown, and
+                where blending takes its known pixels from
 
 In memory
     mask        numpy ``uint8``/``bool`` or torch float, 1 = hole, 0 = known, shape (H, W)
@@ -31,6 +33,7 @@ import numpy as np
 
 MASK_HOLE_VALUE = 255  # value of a hole pixel in a mask PNG
 MASK_KNOWN_VALUE = 0
+DAMAGED_HOLE_VALUE = 255  # hole pixels of a damaged image file (white, as in the papers' figures)
 IMAGE_DTYPE = np.uint8
 IMAGE_CHANNELS = 3  # RGB, never BGR outside cv2 calls
 
@@ -194,6 +197,20 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ConventionError(f"{path}: expected an 8-bit RGB image, got shape {raw.shape} "
                               f"dtype {raw.dtype}")
     return cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)
+
+
+def damage(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """RGB ``uint8`` image + mask (1 = hole) -> the damaged image file's pixels (holes white)."""
+    out = np.array(image, copy=True)
+    out[as_hole_mask(hole).astype(bool)] = DAMAGED_HOLE_VALUE
+    return out
+
+
+def composite_uint8(output: np.ndarray, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Known pixels from ``image``, hole pixels from ``output`` (uint8, (..., H, W, 3), mask
+    (..., H, W) 1 = hole). The file-level twin of ``models.common.compose``: the known pixels of
+    a saved result are the input's bytes, whatever a model's float round trip did to them."""
+    return np.where(np.asarray(hole, dtype=bool)[..., None], output, image)
 
 
 def uint8_to_model(image):

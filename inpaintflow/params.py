@@ -1,7 +1,7 @@
 """params.yaml, validated on load.
 
-params.yaml is grouped by pipeline step (``data``, ``masks``; later ``train.<paper>``,
-``inpaint``, ``blend``, ``evaluate``). Each step reads only its own group through
+params.yaml is grouped by pipeline step (``data``, ``masks``, ``train``, ``inpaint``,
+``evaluate``, ``tables``). Each step reads only its own group through
 :func:`load_step`. Inside a group every entry names an artefact (a dataset or a mask set that
 the papers' pipelines consume) and says how to build it under each *profile*:
 
@@ -165,7 +165,71 @@ class TrainProfiled(Profiled):
         return self
 
 
-STEP_MODELS: dict[str, type[Profiled]] = {"data": DataProfiled, "masks": MasksProfiled, "train": TrainProfiled}
+class InpaintParams(_Strict):
+    """How to run one experiment (``inpaintflow inpaint``); see tasks/inpaint.py."""
+
+    method: Literal["feed-forward", "yeh", "yeh-refine", "vitoria"]
+    limit: int | None = Field(default=None, gt=0, description="test images per hole-ratio bin (None: all)")
+    batch_size: int = Field(default=16, gt=0)
+    seed: int = Field(default=0, description="seeds each image's initial latent z_0 (latent methods)")
+    steps: int | None = Field(default=None, gt=0, description="latent-optimisation steps (None: the paper's)")
+    refine_steps: int | None = Field(default=None, gt=0, description="paper 001's refinement steps (None: the paper's)")
+    loss_weights: dict[Literal["alpha", "beta", "eta"], float] | None = Field(
+        default=None, description="paper 002's loss weights (None: the paper's)")
+    mu: float | None = Field(default=None, ge=0, description="paper 001's consensus weight (None: per pattern)")
+    blend_operator: Literal["five-point", "paper001-3x3"] = "five-point"
+
+    @model_validator(mode="after")
+    def _method_options(self) -> "InpaintParams":
+        if self.refine_steps is not None and self.method != "yeh-refine":
+            raise ValueError("refine_steps: only the yeh-refine method has a refinement pass")
+        if self.loss_weights is not None and self.method != "vitoria":
+            raise ValueError("loss_weights: only the vitoria method (paper 002) has alpha, beta, eta")
+        if self.steps is not None and self.method == "feed-forward":
+            raise ValueError("steps: a feed-forward model has no optimisation steps")
+        return self
+
+
+BASELINE_NAMES = ("telea", "navier-stokes", "mean-fill")
+
+
+class InpaintProfiled(Profiled):
+    """One experiment: a trained run on a test split with a fixed mask set."""
+
+    run: str = Field(description="the train entry whose checkpoint it uses")
+    data: str = Field(description="the data artefact whose test split it inpaints")
+    masks: str = Field(description="the mask set artefact")
+    paper: InpaintParams
+    demo: InpaintParams
+    label: str = Field(description="the method's row label in the paper's table (e.g. 'R-MNet-0.4')")
+    setting: str | None = Field(default=None, description="the ablation row it reproduces (e.g. '1500+1500')")
+    baselines: list[Literal["telea", "navier-stokes", "mean-fill"]] = Field(
+        default_factory=list, description="classical baselines run on the same pairs")
+
+
+class EvaluateParams(_Strict):
+    """How to score results (``inpaintflow evaluate``); metric definitions: tasks/metrics.py."""
+
+    batch_size: int = Field(default=32, gt=0)
+    inception_weights: str | None = Field(
+        default=None, description="pt_inception-2015-12-05-6726825d.pth for FID (None: look in the "
+                                  "usual places; FID is n/a when absent)")
+
+
+class EvaluateProfiled(Profiled):
+    demo: EvaluateParams
+    paper: EvaluateParams
+
+
+class TableProfiled(_Strict):
+    """One paper's tables: the experiments whose scores fill them (``inpaintflow table``)."""
+
+    experiments: list[str] = Field(description="inpaint entries, scored by their evaluate stages")
+
+
+STEP_MODELS: dict[str, type[_Strict]] = {"data": DataProfiled, "masks": MasksProfiled, "train": TrainProfiled,
+                                         "inpaint": InpaintProfiled, "tables": TableProfiled}
+FLAT_GROUPS: dict[str, type[Profiled]] = {"evaluate": EvaluateProfiled}  # one entry: the group itself
 
 
 def _format_error(path: Path, prefix: tuple[str, ...], err: ValidationError) -> str:
@@ -217,7 +281,57 @@ def load_step(step: str, name: str, path: Path = DEFAULT_PARAMS, profile: Profil
         entry = model.model_validate(group[name])
     except ValidationError as err:
         raise ParamsError(_format_error(path, (step, name), err)) from None
+    return getattr(entry, profile) if isinstance(entry, Profiled) else entry
+
+
+def load_group(step: str, path: Path = DEFAULT_PARAMS, profile: Profile | None = None):
+    """A group that is one artefact-free setting for every stage (``evaluate``)."""
+    path = Path(path)
+    raw = read_yaml(path)
+    profile = profile or active_profile(raw, path)
+    try:
+        entry = FLAT_GROUPS[step].model_validate(raw.get(step) or {})
+    except ValidationError as err:
+        raise ParamsError(_format_error(path, (step,), err)) from None
     return getattr(entry, profile)
+
+
+def load_entry(step: str, name: str, path: Path = DEFAULT_PARAMS):
+    """The whole validated entry (all profiles and the profile-free keys, e.g. ``run``)."""
+    path = Path(path)
+    group = read_yaml(path).get(step) or {}
+    if name not in group:
+        raise ParamsError(f"{path}: {step}.{name}: no such entry; known: {', '.join(group)}")
+    try:
+        return STEP_MODELS[step].model_validate(group[name])
+    except ValidationError as err:
+        raise ParamsError(_format_error(path, (step, name), err)) from None
+
+
+def _check_references(path: Path, raw: dict[str, Any]) -> None:
+    """Cross-references between groups name existing entries (a typo fails here, not mid-run)."""
+    refs = {"inpaint": {"run": "train", "data": "data", "masks": "masks"}}
+    for step, fields in refs.items():
+        for name, entry in (raw.get(step) or {}).items():
+            for field, target in fields.items():
+                value = entry.get(field)
+                if value not in (raw.get(target) or {}):
+                    raise ParamsError(f"{path}: {step}.{name}.{field}: {value!r} is not an entry of {target!r}")
+    for name, entry in (raw.get("tables") or {}).items():
+        for i, exp in enumerate(entry.get("experiments") or []):
+            if exp not in (raw.get("inpaint") or {}):
+                raise ParamsError(f"{path}: tables.{name}.experiments.{i}: {exp!r} is not an inpaint entry")
+    for name, entry in (raw.get("inpaint") or {}).items():
+        run = (raw.get("train") or {}).get(entry.get("run"), {})
+        for profile in ("demo", "paper"):
+            from tasks.inpaint import FEED_FORWARD_MODELS, LATENT_MODELS
+
+            method = (entry.get(profile) or {}).get("method")
+            model = (run.get(profile) or {}).get("model")
+            ok = model in FEED_FORWARD_MODELS if method == "feed-forward" else LATENT_MODELS.get(method) == model
+            if not ok:
+                raise ParamsError(f"{path}: inpaint.{name}.{profile}.method: {method!r} cannot run "
+                                  f"train.{entry.get('run')} (model {model!r})")
 
 
 def validate_file(path: Path = DEFAULT_PARAMS) -> dict[str, list[str]]:
@@ -225,10 +339,16 @@ def validate_file(path: Path = DEFAULT_PARAMS) -> dict[str, list[str]]:
     path = Path(path)
     raw = read_yaml(path)
     active_profile(raw, path)
+    unknown = sorted(set(raw) - {"profile", *STEP_MODELS, *FLAT_GROUPS})
+    if unknown:
+        raise ParamsError(f"{path}: {unknown[0]}: unknown group; known: profile, "
+                          f"{', '.join([*STEP_MODELS, *FLAT_GROUPS])}")
     names: dict[str, list[str]] = {}
     for step in STEP_MODELS:
         for name in raw.get(step) or {}:
-            for profile in ("demo", "paper"):
-                load_step(step, name, path, profile)
+            load_entry(step, name, path)
             names.setdefault(step, []).append(name)
+    for step in FLAT_GROUPS:
+        load_group(step, path)
+    _check_references(path, raw)
     return names

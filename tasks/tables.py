@@ -1,0 +1,415 @@
+"""The papers' result tables, reproduced beside the numbers the papers print (``inpaintflow table``).
+
+Inputs: references/papers.yaml (every table of the five papers, digitised in long format, with
+page and line numbers) and the scores of the experiments params.yaml lists for the paper
+(``tables.<paper>.experiments``; each experiment's ``runs/inpaint/<name>/scores/metrics.json``).
+
+Each reference table keeps its own rows and columns. Under a row of the paper's own method come
+the reproduced row (``<method> (inpaintflow)``) and a ``Δ`` row (reproduced - paper); the
+classical baselines follow as extra rows. Every number is printed in the paper's own scale
+(paper 004: SSIM x100; paper 003: l1 and l2 x10^-3), and every table says which; PSNR uses the
+form the paper uses (per image, or over the set from the mean MSE), and says which.
+
+Outputs, per table ``T``: ``table-T.csv``, ``table-T.md``, ``table-T.tex``; per paper:
+``README.md`` (all tables with their headers), ``summary.json`` (reproduced values and
+differences, for ``dvc metrics``) and ``grid-<experiment>.png`` (masked | output | blended |
+ground truth). Same inputs, same bytes: nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import yaml
+
+from inpaintflow.conventions import read_image, write_image, write_text_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_FILE = ROOT / "references" / "papers.yaml"
+PAPERS = ("000", "001", "002", "003", "004")
+CODE_DIRS = ("inpaintflow", "tasks", "models", "flows", "references")
+REPRODUCED = "(inpaintflow)"
+NOT_RUN = ""  # a cell this profile's experiments do not cover
+
+
+class TableError(ValueError):
+    pass
+
+
+def check_paper(paper: str) -> None:
+    if paper not in PAPERS:
+        raise TableError(f"unknown paper {paper!r}; known: {', '.join(PAPERS)}")
+
+
+class Printed(float):
+    """A reference number that remembers how the paper printed it (0.8760 keeps 4 decimals)."""
+
+    text: str
+
+
+class _ReferenceLoader(yaml.SafeLoader):
+    pass
+
+
+def _printed_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Printed:
+    value = Printed(loader.construct_yaml_float(node))
+    value.text = node.value
+    return value
+
+
+_ReferenceLoader.add_constructor("tag:yaml.org,2002:float", _printed_float)
+
+
+def load_references(path: Path = REFERENCE_FILE) -> dict[str, Any]:
+    refs = yaml.load(Path(path).read_text(), Loader=_ReferenceLoader)  # noqa: S506 (a SafeLoader)
+    missing = [p for p in PAPERS if p not in refs]
+    if missing:
+        raise TableError(f"{path}: no entry for papers {missing}")
+    return refs
+
+
+# ---------------------------------------------------------------------------------------------
+# reproduced values, in long format like the references
+
+
+def bin_key(text: str | None) -> tuple[float, float] | None:
+    """'0.1-0.2' and '0.10-0.20' are the same bin."""
+    if text is None:
+        return None
+    lo, hi = str(text).split("-")
+    return round(float(lo), 4), round(float(hi), 4)
+
+
+# metric key of the references -> key in our summaries (tasks/metrics.py); psnr depends on the form
+SUMMARY_KEYS = {"mae": "mae_mean", "mse": "mse_mean", "ssim": "ssim_mean", "mssim": "ssim_mean",
+                "l1": "l1_mean", "l2": "l2_mean"}
+
+
+def metric_value(summary: dict[str, Any], metric: str, psnr_form: str) -> float | None:
+    if metric == "psnr":
+        return summary.get("psnr_of_mean_mse" if psnr_form == "set" else "psnr_mean")
+    key = SUMMARY_KEYS.get(metric)
+    return summary.get(key) if key else None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    dataset: str        # the paper's dataset name (reference vocabulary), e.g. celeba-hq
+    masks: str          # the paper's mask family, e.g. quickdraw
+    setting: str | None
+    metrics: dict[str, Any]   # scores/metrics.json
+    params_count: dict[str, int] = field(default_factory=dict)  # from the run's train.json
+
+
+def reproduced_records(exp: Experiment, table: dict[str, Any]) -> list[dict[str, Any]]:
+    """Long-format records of one experiment, shaped for one reference table."""
+    if table.get("dataset") and table["dataset"] != exp.dataset:
+        return []
+    if table.get("masks") and table["masks"] != exp.masks:
+        return []
+    layout_keys = set(table["layout"]["rows"]) | set(table["layout"]["columns"])
+    form = table.get("psnr_form", "per-image")
+    records = []
+    for result in exp.metrics["results"]:
+        base = {"method": result["method"], "dataset": exp.dataset, "masks": exp.masks}
+        if result.get("stage"):
+            base["stage"] = result["stage"]
+        if exp.setting is not None and result["method"] == exp.metrics["experiment"]["label"]:
+            base["setting"] = exp.setting
+        groups = ([(b, s) for b, s in result["bins"].items()] if "bin" in layout_keys
+                  else [(None, result["total"])])
+        for bin_label, summary in groups:
+            for metric in table["metrics"]:
+                if metric == "fid":
+                    value = result["fid"] if bin_label is None else None
+                elif metric == "params_m":
+                    count = exp.params_count.get("generator") if result["method"] == exp.metrics["experiment"]["label"] else None
+                    value = count / 1e6 if count else None
+                else:
+                    value = metric_value(summary, metric, form)
+                rec = {**base, "metric": metric, "value": value, "count": summary.get("count")}
+                if bin_label is not None:
+                    rec["bin"] = bin_label
+                if metric == "fid" and value is None:
+                    rec["reason"] = result.get("fid_reason", "")
+                records.append(rec)
+    return records
+
+
+# ---------------------------------------------------------------------------------------------
+# one table
+
+
+def _cell_key(record: dict[str, Any], keys: Sequence[str]) -> tuple:
+    return tuple(bin_key(record.get(k)) if k == "bin" else record.get(k) for k in keys)
+
+
+def decimals_of(value: Any) -> int:
+    """Decimals as the paper prints them (references keep the printed text: 0.8760 -> 4)."""
+    text = getattr(value, "text", None) or repr(float(value))
+    return len(text.split(".")[1]) if "." in text and "e" not in text.lower() else 0
+
+
+@dataclass
+class Table:
+    paper: str
+    id: str
+    caption: str
+    source: str                  # page and lines in the paper's text
+    header: list[str]            # column titles
+    rows: list[list[str]]        # printed cells
+    notes: list[str]
+    summary: dict[str, Any]      # reproduced values and deltas by row and column
+
+
+def _label(keys: Sequence[str], values: tuple, metrics: dict[str, Any]) -> str:
+    parts = []
+    for k, v in zip(keys, values):
+        if k == "metric":
+            m = metrics[v]
+            scale = m.get("scale", 1)
+            parts.append(m["label"] + ("" if scale == 1 else f" (x{scale:g})"))
+        elif k == "bin" and v is not None:
+            parts.append(f"{v[0] * 100:g}-{v[1] * 100:g}%")
+        elif v is not None:
+            parts.append(str(v))
+    return " ".join(parts)
+
+
+def build_table(paper: str, table: dict[str, Any], experiments: Sequence[Experiment]) -> Table:
+    """The paper's table with reproduced rows (or columns) and differences beside its own.
+
+    The method axis decides where reproductions go: beside each row when the paper lists
+    methods as rows, beside each column when it lists them as columns (the grid is built
+    transposed, then turned back), and as extra rows under every row when the table holds one
+    method only (paper 001's Table 1: then the baselines have no place in it).
+    """
+    row_keys, col_keys = list(table["layout"]["rows"]), list(table["layout"]["columns"])
+    transposed = "method" in col_keys
+    if transposed:
+        row_keys, col_keys = col_keys, row_keys
+    metrics = table["metrics"]
+    ref: dict[tuple, dict[tuple, Any]] = {}
+    ref_stage: dict[tuple, Any] = {}
+    for rec in table["records"]:
+        row, col = _cell_key(rec, row_keys), _cell_key(rec, col_keys)
+        ref.setdefault(row, {})[col] = rec["value"]
+        ref_stage[row + col] = rec.get("stage")
+    columns = list(dict.fromkeys(_cell_key(r, col_keys) for r in table["records"]))
+    metric_decimals = {m: max((decimals_of(r["value"]) for r in table["records"] if r["metric"] == m), default=3)
+                       for m in metrics}
+
+    def metric_at(row: tuple, col: tuple) -> str:
+        return col[col_keys.index("metric")] if "metric" in col_keys else row[row_keys.index("metric")]
+
+    def decimals(row: tuple, col: tuple) -> int:
+        paper_value = ref.get(row, {}).get(col)
+        return decimals_of(paper_value) if paper_value is not None else metric_decimals.get(metric_at(row, col), 3)
+
+    repro: dict[tuple, dict[tuple, float | None]] = {}
+    reasons: set[str] = set()
+    for exp in experiments:
+        own = exp.metrics["experiment"]["label"]
+        for rec in reproduced_records(exp, table):
+            if "method" not in row_keys and rec["method"] != own:
+                continue  # a one-method table: no place for the baselines
+            row, col = _cell_key(rec, row_keys), _cell_key(rec, col_keys)
+            if col not in columns:
+                continue
+            paper_stage = ref_stage.get(row + col)
+            if paper_stage and rec.get("stage") and rec["stage"] != paper_stage:
+                continue  # e.g. the first pass of a refinement run beside the refined row
+            value = None if rec["value"] is None else rec["value"] * metrics[rec["metric"]].get("scale", 1)
+            repro.setdefault(row, {})[col] = value
+            if rec.get("reason"):
+                reasons.add(rec["reason"])
+
+    def fmt(value: float | None, row: tuple, col: tuple, signed: bool = False) -> str:
+        if value is None:
+            return "n/a" if metric_at(row, col) == "fid" and not signed else NOT_RUN
+        if math.isinf(value):
+            return "inf"
+        return f"{value:{'+' if signed else ''}.{decimals(row, col)}f}"
+
+    name_pos = row_keys.index("method") if "method" in row_keys else len(row_keys) - 1
+    grid_rows: list[tuple[list[str], list[str]]] = []  # (label cells, value cells)
+    summary: dict[str, Any] = {}
+
+    def label_of(row: tuple, suffix: str = "") -> list[str]:
+        cells = [_label([k], (v,), metrics) for k, v in zip(row_keys, row)]
+        if suffix:
+            cells[name_pos] = f"{cells[name_pos]} {suffix}".strip()
+        return cells
+
+    for row, cells in ref.items():
+        grid_rows.append((label_of(row), [fmt(cells.get(c), row, c) for c in columns]))
+        mine = repro.pop(row, None)
+        if mine is None:
+            continue
+        deltas = [None if mine.get(c) is None or cells.get(c) is None else mine[c] - float(cells[c]) for c in columns]
+        grid_rows.append((label_of(row, REPRODUCED), [fmt(mine.get(c), row, c) for c in columns]))
+        grid_rows.append((label_of(row, "Δ"), [fmt(d, row, c, signed=True) for d, c in zip(deltas, columns)]))
+        summary[" ".join(label_of(row, REPRODUCED))] = {
+            _label(col_keys, c, metrics): {"reproduced": mine.get(c), "paper": float(cells[c]) if c in cells else None,
+                                            "delta": d} for c, d in zip(columns, deltas)}
+    for row, cells in repro.items():  # the baselines: rows the paper does not print
+        grid_rows.append((label_of(row, REPRODUCED), [fmt(cells.get(c), row, c) for c in columns]))
+        summary[" ".join(label_of(row, REPRODUCED))] = {_label(col_keys, c, metrics): {"reproduced": cells.get(c)}
+                                                        for c in columns}
+
+    header = row_keys + [_label(col_keys, c, metrics) for c in columns]
+    body = [labels + values for labels, values in grid_rows]
+    if transposed:  # back to the paper's orientation: its row keys down the side again
+        col_labels = [[_label([k], (v,), metrics) for k, v in zip(col_keys, c)] for c in columns]
+        header = col_keys + [" ".join(x for x in labels if x) for labels, _ in grid_rows]
+        body = [col_labels[j] + [values[j] for _, values in grid_rows] for j in range(len(columns))]
+
+    notes = [f"PSNR: {_psnr_note(table.get('psnr_form') or 'unstated')}."]
+    scaled = [f"{m['label']} x{m['scale']:g}" for m in metrics.values() if m.get("scale", 1) != 1]
+    if scaled:
+        notes.append("Printed in the paper's scale (our value times): " + ", ".join(scaled) + ".")
+    notes.append(f"Rows marked {REPRODUCED} are this pipeline's; Δ = reproduced - paper; an empty cell: "
+                 "no experiment of this profile covers it.")
+    notes.extend(f"FID n/a: {r}" for r in sorted(reasons))
+    if table.get("notes"):
+        notes.append(f"Digitisation notes: {' '.join(str(table['notes']).split())}")
+    source = f"paper {paper}, Table {table['id']}" + (f", page {table['page']}" if table.get("page") else "") + \
+             (f", lines {table['lines']} of {table['file']}" if table.get("lines") and table.get("file") else "")
+    return Table(paper=paper, id=str(table["id"]), caption=" ".join(str(table.get("caption", "")).split()),
+                 source=source, header=header, rows=body, notes=notes, summary=summary)
+
+
+def _psnr_note(form: str) -> str:
+    return {"set": "over the set, 10*log10(255^2 / mean MSE), as the paper computes it",
+            "per-image": "per image, then averaged (the paper's convention)",
+            }.get(form, "the paper does not state its form; per image, then averaged")
+
+
+# ---------------------------------------------------------------------------------------------
+# rendering: CSV, Markdown, LaTeX
+
+
+def render_csv(table: Table) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(table.header)
+    writer.writerows(table.rows)
+    return buf.getvalue()
+
+
+def render_markdown(table: Table, header_lines: Sequence[str]) -> str:
+    lines = [f"### Table {table.id} (paper {table.paper}): {table.caption}", "", f"Source: {table.source}.", ""]
+    lines += [f"- {h}" for h in header_lines] + [""]
+    lines.append("| " + " | ".join(table.header) + " |")
+    lines.append("|" + "|".join("---" for _ in table.header) + "|")
+    lines += ["| " + " | ".join(r) + " |" for r in table.rows]
+    lines.append("")
+    lines += [f"{n}" for n in table.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _tex(text: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("Δ", r"$\Delta$"), ("^", r"\^{}")):
+        text = text.replace(a, b)
+    return text
+
+
+def render_latex(table: Table, header_lines: Sequence[str]) -> str:
+    cols = "l" * len(table.header)
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
+             " & ".join(_tex(h) for h in table.header) + r" \\", r"\midrule"]
+    lines += [" & ".join(_tex(c) for c in r) + r" \\" for r in table.rows]
+    lines += [r"\bottomrule", r"\end{tabular}",
+              rf"\caption{{Reproduction of Table {table.id} of paper {table.paper}: {_tex(table.caption)} "
+              rf"{_tex(' '.join(table.notes[:2]))}}}",
+              "% " + "\n% ".join(_tex(h) for h in header_lines), r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# provenance header
+
+
+def code_commit(root: Path = ROOT) -> str:
+    """The last commit that touched the code, or 'uncommitted changes' when the code differs
+    from it (a table from a dirty tree cannot be re-derived from any commit)."""
+    try:
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", *CODE_DIRS], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(["git", "log", "-1", "--format=%H", "--", *CODE_DIRS], cwd=root,
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{commit or 'none'}" + (" + uncommitted changes" if dirty else "")
+
+
+def package_versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    import platform
+
+    out = [f"python {platform.python_version()}"]
+    for pkg in ("inpaintflow", "torch", "numpy", "scipy", "opencv-python-headless", "prefect", "dvc"):
+        try:
+            out.append(f"{pkg} {version(pkg)}")
+        except PackageNotFoundError:
+            pass
+    return ", ".join(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# image grids
+
+
+def image_grid(experiment: Path, n: int = 6) -> np.ndarray:
+    """Rows of masked | output | blended | ground truth (blended = output for feed-forward runs)."""
+    experiment = Path(experiment)
+    names = sorted(p.name for p in (experiment / "target").glob("*.png"))[:n]
+    later = "refined" if (experiment / "refined").is_dir() else "blended"
+    cols = ["masked", "output", later if (experiment / later).is_dir() else "output", "target"]
+    rows = []
+    for name in names:
+        tiles = [read_image(experiment / c / name) for c in cols]
+        gap = np.full((tiles[0].shape[0], 2, 3), 255, np.uint8)
+        rows.append(np.concatenate([x for t in tiles for x in (t, gap)][:-1], axis=1))
+        rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
+    return np.concatenate(rows[:-1], axis=0)
+
+
+def write_grid(experiment: Path, out: Path) -> Path:
+    return write_image(out, image_grid(experiment))
+
+
+def write_paper(paper: str, experiments: Sequence[Experiment], header_lines: Sequence[str], out_dir: Path,
+                references: dict[str, Any] | None = None, summary_path: Path | None = None) -> list[Path]:
+    """Every table of ``paper`` (CSV, Markdown, LaTeX), README.md and summary.json."""
+    references = references or load_references()
+    entry = references[paper]
+    out_dir = Path(out_dir)
+    written, sections, summary = [], [f"# Paper {paper}: {entry['paper']}", ""], {}
+    for ref in entry["tables"]:
+        table = build_table(paper, {**ref, "file": entry.get("file", "")}, experiments)
+        stem = f"table-{table.id}"
+        written.append(write_text_atomic(out_dir / f"{stem}.csv", render_csv(table)))
+        md = render_markdown(table, header_lines)
+        written.append(write_text_atomic(out_dir / f"{stem}.md", md))
+        written.append(write_text_atomic(out_dir / f"{stem}.tex", render_latex(table, header_lines)))
+        sections.append(md)
+        summary[f"table-{table.id}"] = table.summary
+    from tasks.scores import round_floats
+
+    written.append(write_text_atomic(out_dir / "README.md", "\n".join(sections)))
+    written.append(write_text_atomic(summary_path or out_dir / "summary.json",
+                                     json.dumps(round_floats(summary), indent=2, sort_keys=True,
+                                                ensure_ascii=False) + "\n"))
+    return written
