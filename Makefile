@@ -28,6 +28,7 @@ test-slow: setup
 bench: setup
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/inference.py
 
 clean-state:
 	-$(BIN)/inpaintflow server stop

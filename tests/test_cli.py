@@ -81,3 +81,49 @@ def test_stage_command_reports_params_errors_with_the_key(tmp_path):
     result = run_cli("data", "stage", "faces", "--out", "x", cwd=tmp_path)
     assert result.returncode != 0
     assert "data.faces.demo.cont" in result.stderr
+
+
+def _pairs(root: Path, names=("a.png", "b.png"), size=24) -> tuple[Path, Path, Path]:
+    from inpaintflow.conventions import damage, write_image, write_mask
+
+    rng = np.random.default_rng(0)
+    dirs = [root / d for d in ("pred", "gt", "masks")]
+    for name in names:
+        gt = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+        hole = np.zeros((size, size), np.uint8)
+        hole[6:14, 4:20] = 1
+        write_image(dirs[0] / name, np.clip(gt.astype(int) + 5, 0, 255).astype(np.uint8))
+        write_image(dirs[1] / name, damage(gt, hole))
+        write_mask(dirs[2] / name, hole)
+    return tuple(dirs)
+
+
+def test_evaluate_and_blend_from_the_command_line(tmp_path):
+    pred, gt, masks = _pairs(tmp_path)
+    out = tmp_path / "scores.csv"
+    result = run_cli("evaluate", "--pred", str(pred), "--gt", str(gt), "--masks", str(masks), "--out", str(out),
+                     "--fid")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(open(out)))
+    assert [r["file"] for r in rows] == ["a.png", "b.png"] and rows[0]["bin"] == "all"
+    assert (tmp_path / "scores.summary.json").is_file()
+    assert "FID n/a" in result.stdout + result.stderr
+    blended = tmp_path / "blended"
+    result = run_cli("blend", "--generated", str(pred), "--damaged", str(gt), "--masks", str(masks), "--out",
+                     str(blended))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in blended.glob("*.png")) == ["a.png", "b.png"]
+
+
+@pytest.mark.parametrize("command", ["evaluate", "blend"])
+def test_a_missing_pair_is_one_line_naming_the_file(tmp_path, command):
+    pred, gt, masks = _pairs(tmp_path)
+    (gt / "b.png").unlink()
+    out = tmp_path / ("scores.csv" if command == "evaluate" else "out")
+    flags = ["--pred", str(pred), "--gt", str(gt)] if command == "evaluate" else \
+        ["--generated", str(pred), "--damaged", str(gt)]
+    result = run_cli(command, *flags, "--masks", str(masks), "--out", str(out))
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("inpaintflow: error:") and "b.png" in last
+    assert not out.exists() or not any(out.glob("*.png"))

@@ -60,7 +60,9 @@ def copy_project(dest: Path, params: dict | None = None) -> Path:
     git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
-    subprocess.run([*git, "commit", "-qm", "init"], cwd=dest, check=True)
+    # a fixed date: the same files give the same commit, which the tables' headers record
+    fixed = {**os.environ, "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
+    subprocess.run([*git, "commit", "-qm", "init"], cwd=dest, check=True, env=fixed)
     return dest
 
 

@@ -55,3 +55,32 @@ def test_missing_entry_and_bad_profile(tmp_path):
         load_step("data", "x", path)
     with pytest.raises(ParamsError, match="not found"):
         load_step("data", "x", tmp_path / "nope.yaml")
+
+
+def _project_params_with(tmp_path, edit) -> Path:
+    import yaml
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    edit(raw)
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda r: r["inpaint"]["gla-free-form"].update(masks="gla-freeform"),
+     r"inpaint\.gla-free-form\.masks: 'gla-freeform' is not an entry of 'masks'"),
+    (lambda r: r["inpaint"]["gla-free-form"].update(run="refinement"),
+     r"inpaint\.gla-free-form\.demo\.method: 'feed-forward' cannot run train\.refinement"),
+    (lambda r: r["inpaint"]["iwgan-center-square"]["demo"].update(refine_steps=3),
+     r"inpaint\.iwgan-center-square\.demo: .*refine_steps: only the yeh-refine"),
+    (lambda r: r["inpaint"]["iwgan-center-square"]["demo"].update(loss_weights={"alpah": 1}),
+     r"inpaint\.iwgan-center-square\.demo\.loss_weights\.alpah"),
+    (lambda r: r["tables"]["000"]["experiments"].append("nope"),
+     r"tables\.000\.experiments\.1: 'nope' is not an inpaint entry"),
+    (lambda r: r["evaluate"]["demo"].update(batchsize=3), r"evaluate\.demo\.batchsize: Extra inputs"),
+    (lambda r: r.update(evalute={}), r"evalute: unknown group"),
+])
+def test_experiments_and_tables_are_checked_across_groups(tmp_path, edit, message):
+    with pytest.raises(ParamsError, match=message):
+        validate_file(_project_params_with(tmp_path, edit))
