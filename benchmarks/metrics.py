@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
+from timing import best_of
 from tasks.metrics import image_metrics
 
 N_IMAGES = 64
@@ -24,13 +25,6 @@ SIZE = 256
 BATCH = 32  # evaluate_dirs default
 
 
-def _best_of(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def _images(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -65,8 +59,8 @@ def main() -> None:
                                   data_range=255, channel_axis=-1)
 
     ours()  # warm-up
-    t_ours = _best_of(ours)
-    t_ref = _best_of(skimage_loop)
+    t_ours = best_of(ours)
+    t_ref = best_of(skimage_loop)
     print(f"metrics on {N_IMAGES} RGB {SIZE}x{SIZE} pairs, torch and cv2 threads = 1 (fair single-core comparison)")
     print(f"  tasks.metrics.image_metrics, batch {BATCH}, all 12 metrics : {N_IMAGES / t_ours:8.1f} images/s")
     print(f"  per-image skimage SSIM + numpy MAE/MSE/PSNR (6 fewer)     : {N_IMAGES / t_ref:8.1f} images/s")

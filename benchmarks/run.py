@@ -12,24 +12,17 @@ from __future__ import annotations
 
 import io
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from timing import best_of
 from tasks.masks import FAMILIES, make_mask
 from tasks.prepare import crop_image, decode_to_rgb8, resize_image
 from inpaintflow.conventions import encode_image_png
 
 
-def _best_of(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def bench_resize(n: int = 200, src_hw=(218, 178), size: int = 64) -> None:
@@ -62,7 +55,7 @@ def bench_resize(n: int = 200, src_hw=(218, 178), size: int = 64) -> None:
                     im.save(buf, format="PNG")
                     (out / f"{p.stem}.pil.png").write_bytes(buf.getvalue())
 
-        t_ours, t_pil = _best_of(ours), _best_of(naive_pil)
+        t_ours, t_pil = best_of(ours), best_of(naive_pil)
     print(f"resize {src_hw[1]}x{src_hw[0]} JPEG -> {size}x{size} PNG, {n} images (decode+verify, crop, resize, encode, write)")
     print(f"  inpaintflow (PIL decode, cv2 INTER_AREA):         {n / t_ours:8.0f} img/s")
     print(f"  naive PIL loop (open, crop, BOX resize, save):     {n / t_pil:8.0f} img/s")
@@ -70,9 +63,9 @@ def bench_resize(n: int = 200, src_hw=(218, 178), size: int = 64) -> None:
     # the resize kernel alone, where cv2's SIMD shows
     big = np.random.default_rng(1).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
     reps = 30
-    t_cv = _best_of(lambda: [resize_image(big, 256) for _ in range(reps)])
+    t_cv = best_of(lambda: [resize_image(big, 256) for _ in range(reps)])
     pil_big = Image.fromarray(big)
-    t_pil_only = _best_of(lambda: [np.asarray(pil_big.resize((256, 256), Image.BOX)) for _ in range(reps)])
+    t_pil_only = best_of(lambda: [np.asarray(pil_big.resize((256, 256), Image.BOX)) for _ in range(reps)])
     print(f"  resize kernel 1024->256: cv2 INTER_AREA {reps / t_cv:7.0f}/s, PIL BOX {reps / t_pil_only:7.0f}/s, "
           f"ratio {t_pil_only / t_cv:.2f}x")
 
@@ -85,12 +78,12 @@ def bench_masks(size: int = 256, n: int = 100) -> None:
     rates = {}
     for name, family in FAMILIES.items():
         ratio_bin = BINS.get(name) if not family.fixed_ratio else None
-        t = _best_of(lambda: [make_mask(name, size, 0, i, ratio_bin) for i in range(n)], repeats=2)
+        t = best_of(lambda: [make_mask(name, size, 0, i, ratio_bin) for i in range(n)], repeats=2)
         rates[name] = n / t
     fastest = max(rates.values())
     for name, rate in sorted(rates.items(), key=lambda kv: -kv[1]):
         print(f"  {name:26s} {rate:9.0f} masks/s   ({rate / fastest:.3f} of the fastest)")
-    t = _best_of(lambda: [make_mask("free-form", size, 0, i, (0.4, 0.5)) for i in range(20)], repeats=1)
+    t = best_of(lambda: [make_mask("free-form", size, 0, i, (0.4, 0.5)) for i in range(20)], repeats=1)
     print(f"  {'free-form in 0.4-0.5':26s} {20 / t:9.0f} masks/s   (rejection sampling: DeepFill masks are rarely that large)")
 
 

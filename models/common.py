@@ -9,8 +9,11 @@ Conventions (inpaintflow/conventions.py): images (B, 3, H, W) float in [-1, 1] R
 
 from __future__ import annotations
 
+import hashlib
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 import torch
@@ -34,6 +37,44 @@ def sn_conv2d(in_ch: int, out_ch: int, kernel_size: int, stride: int = 1, paddin
     discriminators use."""
     return nn.utils.parametrizations.spectral_norm(
         nn.Conv2d(in_ch, out_ch, kernel_size, stride=stride, padding=padding, **kwargs))
+
+
+# ---------------------------------------------------------------------------------------------
+# weight files of the frozen feature nets (VGG-19, FID Inception)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hub_sha256_prefix(path: Path) -> str | None:
+    """The sha256 prefix a ``...-<hex>.pth`` name promises (torch hub convention), or None."""
+    match = re.search(r"-([0-9a-f]{6,64})\.pth?$", Path(path).name)
+    return match.group(1) if match else None
+
+
+def load_state_dict_file(path: Path, *, error: type[Exception], url: str, how_to_get: str
+                         ) -> tuple[dict[str, Any], str]:
+    """(state dict, sha256) of a torch weights file, checked against the sha256 prefix its name
+    promises. Every failure raises ``error`` naming the file and where to get a good copy."""
+    path = Path(path)
+    digest = sha256_of(path)
+    prefix = hub_sha256_prefix(path)
+    if prefix is not None and not digest.startswith(prefix):
+        raise error(f"{path}: sha256 {digest[:16]}... does not start with {prefix!r}, the prefix its "
+                    f"name promises: the file is corrupt or incomplete. Download it again from {url}. "
+                    f"{how_to_get}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear message
+        raise error(f"{path}: not a readable torch state dict ({err}). {how_to_get}") from err
+    if not isinstance(state, dict):
+        raise error(f"{path}: expected a state dict, got {type(state).__name__}. {how_to_get}")
+    return state, digest
 
 
 @contextmanager

@@ -41,9 +41,7 @@ Choices where nobody specifies:
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +49,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from models.common import load_state_dict_file
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -215,20 +215,6 @@ def tf_avg_pool3x3(x: torch.Tensor) -> torch.Tensor:
 def max_pool3x3_same(x: torch.Tensor) -> torch.Tensor:
     """3x3 stride-1 'same' max pool (Mixed_7c's pool branch in the 2015 TF graph)."""
     return F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def name_sha256_prefix(path: Path) -> str | None:
-    """The sha256 prefix a ``...-<hex>.pth`` name promises (torch hub convention), or None."""
-    match = re.search(r"-([0-9a-f]{6,64})\.pth?$", path.name)
-    return match.group(1) if match else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -473,21 +459,8 @@ def load_fid_inception(path: str | os.PathLike) -> FIDInceptionV3:
     path = Path(path).expanduser()
     if not path.is_file():
         raise InceptionWeightsError(f"{path}: Inception weights not found. {HOW_TO_GET}")
-    digest = _sha256(path)
-    prefix = name_sha256_prefix(path)
-    if prefix is not None and not digest.startswith(prefix):
-        raise InceptionWeightsError(
-            f"{path}: sha256 {digest[:16]}... does not start with {prefix!r}, the prefix its name "
-            f"promises: the file is corrupt or incomplete. Download it again from "
-            f"{INCEPTION_WEIGHTS.url}.")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise InceptionWeightsError(f"{path}: not a readable torch state dict ({err}). "
-                                    f"{HOW_TO_GET}") from err
-    if not isinstance(state, dict):
-        raise InceptionWeightsError(f"{path}: expected a state dict, got {type(state).__name__}. "
-                                    f"{HOW_TO_GET}")
+    state, digest = load_state_dict_file(path, error=InceptionWeightsError, url=INCEPTION_WEIGHTS.url,
+                                         how_to_get=HOW_TO_GET)
     expected = expected_state_shapes()
     keys = set(state)
     missing = sorted(set(expected) - keys)

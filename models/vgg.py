@@ -37,13 +37,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from models.common import load_state_dict_file, sha256_of
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -143,14 +144,6 @@ def torchvision_preprocess(x: torch.Tensor) -> torch.Tensor:
 PREPROCESS = {"caffe": caffe_preprocess, "torchvision": torchvision_preprocess}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _md5(path: Path) -> str:
     digest = hashlib.md5()
     with path.open("rb") as f:
@@ -226,20 +219,7 @@ def _read_torchvision(path: Path, needed: tuple[str, ...]) -> dict[str, tuple[np
     A file named ``...-<hex>.pth`` (torch hub convention) must have a sha256 starting with
     <hex>, as ``vgg19-dcbb9e9d.pth`` does.
     """
-    match = re.search(r"-([0-9a-f]{6,64})\.pth?$", path.name)
-    if match:
-        digest = _sha256(path)
-        if not digest.startswith(match.group(1)):
-            raise VGGWeightsError(
-                f"{path}: sha256 {digest[:16]}... does not start with {match.group(1)!r}, the "
-                f"prefix its name promises: the file is corrupt or incomplete. Download it again "
-                f"from {TORCHVISION_URL}. {HOW_TO_GET}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise VGGWeightsError(f"{path}: not a readable torchvision state dict ({err}). {HOW_TO_GET}") from err
-    if not isinstance(state, dict):
-        raise VGGWeightsError(f"{path}: expected a state dict, got {type(state).__name__}. {HOW_TO_GET}")
+    state, _ = load_state_dict_file(path, error=VGGWeightsError, url=TORCHVISION_URL, how_to_get=HOW_TO_GET)
     # every key of the 16 convolutions, mapped explicitly; the classifier (if any) is ignored
     key_map = {f"features.{index}.{param}": (name, param)
                for name, kind, _, _, index in LAYER_PLAN if kind == "conv"
@@ -314,7 +294,7 @@ def _read_npy_folder(folder: Path, needed: tuple[str, ...]) -> dict[str, tuple[n
         file = folder / name
         if not file.is_file():
             raise VGGWeightsError(f"{file}: listed in {sums_path} but missing. {HOW_TO_GET}")
-        if _sha256(file) != digest:
+        if sha256_of(file) != digest:
             raise VGGWeightsError(f"{file}: sha256 mismatch with {sums_path}: the file is corrupt; "
                                   f"restore it (e.g. `git checkout` the shared folder). {HOW_TO_GET}")
     present = [n for n in CONV_NAMES if f"{n}_kernel_0.npy" in sums and f"{n}_bias_0.npy" in sums]
