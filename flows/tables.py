@@ -51,7 +51,8 @@ def _experiment(name: str, params_path: Path) -> tuple[Experiment, list[str]]:
 
 @task(cache_policy=NO_CACHE)
 def render_tables(paper: str, out: Path, params_path: Path, summary: Path | None) -> list[Path]:
-    names = load_entry("tables", paper, params_path).experiments
+    entry = load_entry("tables", paper, params_path)
+    names = entry.experiments
     raw = read_yaml(params_path)
     experiments, header = [], [f"profile: {active_profile(raw, params_path)}"]
     for name in names:
@@ -60,7 +61,7 @@ def render_tables(paper: str, out: Path, params_path: Path, summary: Path | None
         header += lines
     load_group("evaluate", params_path)
     header += [f"code: git {code_commit()}", f"packages: {package_versions()}"]
-    written = write_paper(paper, experiments, header, out, summary_path=summary)
+    written = write_paper(paper, experiments, header, out, summary_path=summary, labels=entry.labels)
     for name in names:
         written.append(write_grid(experiment_dir(name), Path(out) / f"grid-{name}.png"))
     return written

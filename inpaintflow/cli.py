@@ -334,8 +334,11 @@ def cmd_demo(args) -> None:
     result = subprocess.run(cmd, cwd=root, env=env)
     if result.returncode:
         sys.exit(result.returncode)
-    print("\nDemo outputs: data/datasets/*/ (images, manifest.csv), data/masks/*/ (mask PNGs, manifest.csv)."
-          "\n`dvc status` is now clean; `inpaintflow server status` shows the Prefect UI address.")
+    print("\nDemo outputs: data/datasets/, data/masks/ (images and masks with manifests), runs/<model>/"
+          " (checkpoints, previews), runs/inpaint/ (inpainted test splits), runs/scores/ (per-image scores),"
+          "\nresults/<paper>/ (each paper's tables beside its reported numbers: README.md, CSV, LaTeX, grids)."
+          "\n`dvc status` is now clean; `dvc metrics show` lists the scores; `inpaintflow server status`"
+          " shows the Prefect UI address.")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -225,6 +225,8 @@ class TableProfiled(_Strict):
     """One paper's tables: the experiments whose scores fill them (``inpaintflow table``)."""
 
     experiments: list[str] = Field(description="inpaint entries, scored by their evaluate stages")
+    labels: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="per table id: experiment label -> the name that table prints")
 
 
 STEP_MODELS: dict[str, type[_Strict]] = {"data": DataProfiled, "masks": MasksProfiled, "train": TrainProfiled,

@@ -183,7 +183,8 @@ def _label(keys: Sequence[str], values: tuple, metrics: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def build_table(paper: str, table: dict[str, Any], experiments: Sequence[Experiment]) -> Table:
+def build_table(paper: str, table: dict[str, Any], experiments: Sequence[Experiment],
+                labels: dict[str, str] | None = None) -> Table:
     """The paper's table with reproduced rows (or columns) and differences beside its own.
 
     The method axis decides where reproductions go: beside each row when the paper lists
@@ -218,7 +219,9 @@ def build_table(paper: str, table: dict[str, Any], experiments: Sequence[Experim
     for exp in experiments:
         own = exp.metrics["experiment"]["label"]
         for rec in reproduced_records(exp, table):
-            if "method" not in row_keys and rec["method"] != own:
+            # the paper may name its method differently in one table ("Ours" / "Proposed")
+            rec = {**rec, "method": (labels or {}).get(rec["method"], rec["method"])}
+            if "method" not in row_keys and rec["method"] != (labels or {}).get(own, own):
                 continue  # a one-method table: no place for the baselines
             row, col = _cell_key(rec, row_keys), _cell_key(rec, col_keys)
             if col not in columns:
@@ -260,6 +263,8 @@ def build_table(paper: str, table: dict[str, Any], experiments: Sequence[Experim
             _label(col_keys, c, metrics): {"reproduced": mine.get(c), "paper": float(cells[c]) if c in cells else None,
                                             "delta": d} for c, d in zip(columns, deltas)}
     for row, cells in repro.items():  # the baselines: rows the paper does not print
+        if all(v is None for v in cells.values()):
+            continue  # nothing to show (e.g. parameter counts of a classical method)
         grid_rows.append((label_of(row, REPRODUCED), [fmt(cells.get(c), row, c) for c in columns]))
         summary[" ".join(label_of(row, REPRODUCED))] = {_label(col_keys, c, metrics): {"reproduced": cells.get(c)}
                                                         for c in columns}
@@ -391,14 +396,16 @@ def write_grid(experiment: Path, out: Path) -> Path:
 
 
 def write_paper(paper: str, experiments: Sequence[Experiment], header_lines: Sequence[str], out_dir: Path,
-                references: dict[str, Any] | None = None, summary_path: Path | None = None) -> list[Path]:
+                references: dict[str, Any] | None = None, summary_path: Path | None = None,
+                labels: dict[str, dict[str, str]] | None = None) -> list[Path]:
     """Every table of ``paper`` (CSV, Markdown, LaTeX), README.md and summary.json."""
     references = references or load_references()
     entry = references[paper]
     out_dir = Path(out_dir)
     written, sections, summary = [], [f"# Paper {paper}: {entry['paper']}", ""], {}
     for ref in entry["tables"]:
-        table = build_table(paper, {**ref, "file": entry.get("file", "")}, experiments)
+        table = build_table(paper, {**ref, "file": entry.get("file", "")}, experiments,
+                            (labels or {}).get(str(ref["id"])))
         stem = f"table-{table.id}"
         written.append(write_text_atomic(out_dir / f"{stem}.csv", render_csv(table)))
         md = render_markdown(table, header_lines)

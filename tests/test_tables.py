@@ -142,3 +142,13 @@ def test_renderings_are_deterministic_and_escape_latex():
     md = render_markdown(t, ["profile: demo"])
     assert md.count("\n|") == len(t.rows) + 2
     assert not any(math.isnan(float(c)) for r in t.rows for c in r[1:] if c)
+
+
+def test_a_table_may_name_the_method_differently_and_empty_baseline_rows_are_dropped():
+    exp = experiment("Ours", "celeba-hq", "free-form", [result("Ours", summary()), result("mean fill", summary())],
+                     params={"generator": 4_160_000})
+    t = build_table("004", table_of("004", "4"), [exp], labels={"Ours": "Proposed"})
+    labels = [r[0] for r in t.rows]
+    assert labels[labels.index("Proposed") + 1] == f"Proposed {REPRODUCED}"
+    assert float(cells(t, f"Proposed {REPRODUCED}")[t.header[1]]) == pytest.approx(4.16)
+    assert not any("mean fill" in label for label in labels)  # no parameter count, no row
