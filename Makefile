@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow bench clean-state
+.PHONY: setup demo test test-slow bench bench-pipeline clean-state
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ bench: setup
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/inference.py
+
+# the demo from scratch in a temporary clone, the no-op repro and per-stage times (11+ min on
+# 2 cores; not part of `bench`). ARGS=--tiny for a quick check, ARGS="--out FILE.json" to save
+bench-pipeline: setup
+	$(BIN)/python benchmarks/pipeline.py $(ARGS)
 
 clean-state:
 	-$(BIN)/inpaintflow server stop

@@ -2,7 +2,11 @@
 
 source -> (download, extract) -> items -> shards of decode/crop/resize/write -> manifest.
 Shards are cached on the bytes of their input files (tasks/caching.py), so a rerun with nothing
-changed completes from cache and an interrupted run redoes only unfinished shards.
+changed completes from cache and an interrupted run redoes only unfinished shards. Shards are
+tasks submitted together: threads here, or the Dask cluster that ``INPAINTFLOW_DASK_ADDRESS``
+names (:func:`inpaintflow.runtime.task_runner`). Each image depends on its item alone (a
+synthetic face on (seed, index)) and this process writes the manifest from the rows in item
+order, so the bytes do not depend on the shard size or the runner.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import inpaintflow.conventions
 import tasks.prepare
 import tasks.synthetic_faces
 from inpaintflow.params import DatasetParams
-from tasks.caching import content_key, retry_transient, outputs_intact, run_verified
+from tasks.caching import content_key, outputs_intact, retry_transient, run_verified, verified_results
 from tasks.datasets import get_spec
 from tasks.download import Checksum, download
 from tasks.prepare import SourceItem
@@ -74,7 +78,7 @@ def prepare_dataset(params: DatasetParams, out_dir: Path, shard_size: int = 200)
     futures = [run_verified(prepare_shard, lambda rows: outputs_intact([r for r in rows if "reason" not in r], out_dir),
                             items=s, crop=spec.crop, size=params.size, seed=params.seed, out_dir=out_dir)
                for s in shards]
-    rows = [row for f in futures for row in f.result()]
+    rows = [row for shard_rows in verified_results(futures) for row in shard_rows]
     info = {"dataset": spec.name, "split_rule": split_rule, "crop": spec.crop,
             "params": params.model_dump(mode="json"), "source": params.source}
     manifest = write_manifest(out_dir, rows, skipped, info)

@@ -1,6 +1,8 @@
 """Prefect flows: build a fixed evaluation mask set (``inpaintflow masks make|import``).
 
-Generation is sharded and cached like dataset preparation (see flows/data.py).
+Generation is sharded and cached like dataset preparation (see flows/data.py): one task per
+shard, on the Dask cluster when ``INPAINTFLOW_DASK_ADDRESS`` is set. Mask ``i`` depends on
+(seed, i) alone, so the bytes do not depend on the shard size or the runner.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import tasks.mask_import
 import tasks.mask_sets
 import tasks.masks
 from flows.data import clear_manifest, fetch_file
-from tasks.caching import content_key, outputs_intact, run_verified
+from tasks.caching import content_key, outputs_intact, run_verified, verified_results
 from tasks.datasets import DatasetSpec
 from tasks.mask_import import iter_mask_files
 from tasks.sources import resolve_source
@@ -37,8 +39,8 @@ def scan_mask_shard(family: str, files: list[Path], size: int, root: Path) -> li
 
 @task(cache_policy=NO_CACHE)
 def write_imported_masks(family: str, selected: list[tuple[str, str]], size: int, root: Path,
-                         out_dir: Path) -> list[dict[str, Any]]:
-    return tasks.mask_sets.write_imported(family, selected, size, root, out_dir)
+                         out_dir: Path, start: int) -> list[dict[str, Any]]:
+    return tasks.mask_sets.write_imported(family, selected, size, root, out_dir, start)
 
 
 @task(cache_policy=NO_CACHE)
@@ -57,7 +59,7 @@ def make_mask_set(family: str, size: int, count: int, bins: list[str] | None, se
     print(f"{family}: {len(jobs)} masks {size}x{size}, bins {bins or 'fixed'}, seed {seed} -> {out_dir}")
     futures = [run_verified(make_mask_shard, lambda rows: outputs_intact(rows, out_dir),
                             family=family, size=size, seed=seed, jobs=s, out_dir=out_dir) for s in shards]
-    rows = [row for f in futures for row in f.result()]
+    rows = [row for shard_rows in verified_results(futures) for row in shard_rows]
     info = {"family": family, "size": size, "count_per_bin": count, "bins": bins, "seed": seed}
     return write_mask_manifest(out_dir, rows, [], info)
 
@@ -78,7 +80,9 @@ def import_mask_set(family: str, source: str, size: int, out_dir: Path, bins: li
                for i in range(0, len(files), shard_size)]
     scanned = [row for f in futures for row in f.result()]
     selected, skipped = tasks.mask_sets.select_imported(scanned, bins, count)
-    rows = write_imported_masks(family, selected, size, root, out_dir)
+    futures = [write_imported_masks.submit(family, selected[i:i + shard_size], size, root, out_dir, i)
+               for i in range(0, len(selected), shard_size)]
+    rows = [row for f in futures for row in f.result()]
     print(f"{family}: imported {len(rows)} of {len(files)} masks -> {out_dir}" +
           (f"; skipped {len(skipped)}, see report.csv" if skipped else ""))
     info = {"family": family, "size": size, "bins": bins, "count_per_bin": count, "source": source}

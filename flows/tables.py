@@ -1,7 +1,8 @@
 """Prefect flow: a paper's result tables (``inpaintflow table PAPER``, DVC stage ``table``).
 
 Reads the scores of the experiments ``params.yaml`` lists under ``tables.<paper>`` and writes
-the tables beside the paper's own numbers (tasks/tables.py), with a provenance header.
+the tables beside the paper's own numbers (tasks/tables.py), with a provenance header, and
+provenance.json (what they were rendered from, for ``inpaintflow audit``).
 """
 
 from __future__ import annotations
@@ -13,20 +14,32 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from inpaintflow.params import active_profile, load_entry, load_group, load_step, read_yaml
-from tasks.tables import Experiment, code_commit, package_versions, write_grid, write_paper
+from tasks.tables import (Experiment, code_commit, collect_provenance, package_versions, write_grid, write_paper,
+                          write_provenance)
 
-INPAINT_RUNS = Path("runs/inpaint")   # dvc.yaml: inpaint@NAME writes runs/inpaint/NAME
-METRICS = Path("runs/metrics")        # dvc.yaml: evaluate@NAME writes runs/metrics/NAME.json
+# dvc.yaml: inpaint@NAME, blend@NAME and evaluate@NAME write under <root>/<paper>/NAME, with
+# <paper> = inpaint.NAME.paper_id, so a paper's table stage depends on that paper's results only
+INPAINT_RUNS = Path("runs/inpaint")
+BLEND_RUNS = Path("runs/blend")
+METRICS = Path("runs/metrics")
 
 
-def experiment_dir(name: str) -> Path:
-    return INPAINT_RUNS / name
+def experiment_dir(paper: str, name: str) -> Path:
+    return INPAINT_RUNS / paper / name
+
+
+def blend_dir(paper: str, name: str) -> Path:
+    return BLEND_RUNS / paper / name
+
+
+def metrics_file(paper: str, name: str) -> Path:
+    return METRICS / paper / f"{name}.json"
 
 
 def _experiment(name: str, params_path: Path) -> tuple[Experiment, list[str]]:
     """The experiment's scores and the header lines that describe its inputs."""
     entry = load_entry("inpaint", name, params_path)
-    scores = METRICS / f"{name}.json"
+    scores = metrics_file(entry.paper_id, name)
     if not scores.is_file():
         raise FileNotFoundError(f"{scores}: missing; score the experiment first (dvc repro evaluate@{name})")
     metrics = json.loads(scores.read_text())
@@ -63,7 +76,9 @@ def render_tables(paper: str, out: Path, params_path: Path, summary: Path | None
     header += [f"code: git {code_commit()}", f"packages: {package_versions()}"]
     written = write_paper(paper, experiments, header, out, summary_path=summary, labels=entry.labels)
     for name in names:
-        written.append(write_grid(experiment_dir(name), Path(out) / f"grid-{name}.png"))
+        written.append(write_grid(experiment_dir(paper, name), Path(out) / f"grid-{name}.png", blend_dir(paper, name)))
+    # read from dvc.lock now: under `dvc repro` every upstream stage has been locked by this point
+    written.append(write_provenance(out, collect_provenance(paper, params_path)))
     return written
 
 

@@ -12,11 +12,16 @@
     inpaintflow inpaint run --method M --checkpoint CKPT --data DIR --masks DIR --out DIR [--limit N] ...
     inpaintflow inpaint stage NAME --out DIR       # params.yaml inpaint.NAME, active profile
     inpaintflow blend --generated DIR --damaged DIR --masks DIR --out DIR [--operator five-point|paper001-3x3]
+    inpaintflow blend --experiment DIR --out DIR  # an inpaint run's latent results (the DVC stage)
     inpaintflow evaluate --pred DIR --gt DIR --masks DIR --out FILE.csv [--fid] [--inception-weights PTH]
-    inpaintflow evaluate --experiment DIR --out DIR [--metrics FILE]  # every result of an inpaint run
+    inpaintflow evaluate --experiment DIR [--blend DIR] --out DIR [--metrics FILE]  # every result of an inpaint run
     inpaintflow table PAPER [--out DIR]            # the paper's tables (CSV, Markdown, LaTeX, JSON)
+    inpaintflow audit results/PAPER[/FILE] [--params FILE] [--skip-status]  # provenance, dvc status, re-render
+    inpaintflow pipeline PAPER [--dry-run]         # the paper's DVC stages as one cached Prefect flow
     inpaintflow server start|stop|status           # the reusable local Prefect server
     inpaintflow params check
+    inpaintflow schedule show [--count N] [--after ISO]  # next runs of the nightly retraining
+    inpaintflow schedule serve                     # serve the nightly-retrain deployment (blocks)
     inpaintflow demo                               # dvc repro of the demo pipeline
 """
 
@@ -52,8 +57,9 @@ def _prepare(params, out: str) -> None:
     check_source(get_spec(params.dataset), params.source, params.sha256)  # before any flow starts
     _api()
     from flows.data import prepare_dataset
+    from inpaintflow.runtime import with_task_runner
 
-    prepare_dataset(params=params, out_dir=Path(out))
+    with_task_runner(prepare_dataset)(params=params, out_dir=Path(out))
 
 
 def cmd_data_prepare(args) -> None:
@@ -95,8 +101,9 @@ def cmd_masks_make(args) -> None:
     mask_jobs(args.family, args.count, args.ratio)  # family and bins checked before any flow starts
     _api()
     from flows.masks import make_mask_set
+    from inpaintflow.runtime import with_task_runner
 
-    make_mask_set(family=args.family, size=args.size, count=args.count, bins=args.ratio or None,
+    with_task_runner(make_mask_set)(family=args.family, size=args.size, count=args.count, bins=args.ratio or None,
                   seed=args.seed, out_dir=Path(args.out))
 
 
@@ -107,8 +114,9 @@ def cmd_masks_import(args) -> None:
         parse_ratio_bin(text)
     _api()
     from flows.masks import import_mask_set
+    from inpaintflow.runtime import with_task_runner
 
-    import_mask_set(family=args.family, source=args.source, size=args.size, out_dir=Path(args.out),
+    with_task_runner(import_mask_set)(family=args.family, source=args.source, size=args.size, out_dir=Path(args.out),
                     bins=args.ratio or None, count=args.count, sha256=args.sha256)
 
 
@@ -122,13 +130,14 @@ def cmd_masks_stage(args) -> None:
         mask_jobs(p.family, p.count, p.bins)
     _api()
     from flows.masks import import_mask_set, make_mask_set
+    from inpaintflow.runtime import with_task_runner
 
     if p.family in ("quickdraw", "nvidia"):
-        import_mask_set(family=p.family, source=p.source, size=p.size, out_dir=Path(args.out),
-                        bins=p.bins, count=p.count, sha256=p.sha256)
+        with_task_runner(import_mask_set)(family=p.family, source=p.source, size=p.size, out_dir=Path(args.out),
+                                          bins=p.bins, count=p.count, sha256=p.sha256)
     else:
-        make_mask_set(family=p.family, size=p.size, count=p.count, bins=p.bins, seed=p.seed,
-                      out_dir=Path(args.out))
+        with_task_runner(make_mask_set)(family=p.family, size=p.size, count=p.count, bins=p.bins, seed=p.seed,
+                                        out_dir=Path(args.out))
 
 
 def cmd_masks_list(args) -> None:
@@ -243,6 +252,18 @@ def cmd_inpaint_stage(args) -> None:
 
 
 def cmd_blend(args) -> None:
+    if args.experiment:
+        if not (Path(args.experiment) / "inpaint.json").is_file():
+            raise FileNotFoundError(f"--experiment {args.experiment}: no inpaint.json (an unfinished or "
+                                    f"missing inpaint run; dvc repro inpaint@NAME)")
+        _api()
+        from flows.blend import blend_experiment_flow
+
+        blend_experiment_flow(experiment=Path(args.experiment), out=Path(args.out))
+        return
+    missing = [f"--{f}" for f in ("generated", "damaged", "masks") if not getattr(args, f)]
+    if missing:
+        raise ValueError(f"blend needs {', '.join(missing)} (or --experiment DIR)")
     for flag in ("generated", "damaged", "masks"):
         if not Path(getattr(args, flag)).is_dir():
             raise FileNotFoundError(f"--{flag} {getattr(args, flag)}: not a directory")
@@ -260,11 +281,12 @@ def cmd_evaluate(args) -> None:
         p = load_group("evaluate", Path(args.params))
         _api()
         from flows.evaluate import evaluate_experiment_flow
+        from inpaintflow.runtime import with_task_runner
 
-        evaluate_experiment_flow(experiment=Path(args.experiment), out=Path(args.out),
-                                 metrics=Path(args.metrics) if args.metrics else None, batch_size=p.batch_size,
-                                 inception_weights=args.inception_weights or p.inception_weights,
-                                 device=_device(args.device))
+        with_task_runner(evaluate_experiment_flow)(
+            experiment=Path(args.experiment), out=Path(args.out), metrics=Path(args.metrics) if args.metrics else None,
+            batch_size=p.batch_size, inception_weights=args.inception_weights or p.inception_weights,
+            device=_device(args.device), blend=Path(args.blend) if args.blend else None)
         return
     missing = [f"--{f}" for f in ("pred", "gt", "masks") if not getattr(args, f)]
     if missing:
@@ -274,10 +296,11 @@ def cmd_evaluate(args) -> None:
             raise FileNotFoundError(f"--{flag} {getattr(args, flag)}: not a directory")
     _api()
     from flows.evaluate import evaluate_flow
+    from inpaintflow.runtime import with_task_runner
 
-    evaluate_flow(pred=Path(args.pred), gt=Path(args.gt), masks=Path(args.masks), out=Path(args.out),
-                  batch_size=args.batch_size, fid=args.fid, inception_weights=args.inception_weights,
-                  device=_device(args.device))
+    with_task_runner(evaluate_flow)(pred=Path(args.pred), gt=Path(args.gt), masks=Path(args.masks), out=Path(args.out),
+                                    batch_size=args.batch_size, fid=args.fid, inception_weights=args.inception_weights,
+                                    device=_device(args.device))
 
 
 def cmd_table(args) -> None:
@@ -289,6 +312,33 @@ def cmd_table(args) -> None:
 
     table_flow(paper=args.paper, out=Path(args.out or f"results/{args.paper}"), params_path=Path(args.params),
                summary=Path(args.summary) if args.summary else None)
+
+
+def cmd_audit(args) -> None:
+    from tasks.audit import audit, render_report
+
+    report = audit(Path(args.path), Path(args.params) if args.params else None, skip_status=args.skip_status)
+    print(render_report(report), end="")
+    if not report.passed:
+        sys.exit(1)
+
+
+def cmd_pipeline(args) -> None:
+    from inpaintflow.runtime import configure_environment, project_root
+    from tasks.stages import paper_stages
+
+    root = project_root()
+    stages = paper_stages(args.paper, root / "params.yaml", root / "dvc.yaml")  # a bad paper fails here
+    if args.dry_run:
+        print(f"paper {args.paper}: {len(stages)} stages, each `dvc repro --single-item STAGE` in {root}:")
+        for i, stage in enumerate(stages, 1):
+            print(f"{i:4d}  {stage}")
+        return
+    configure_environment(root)
+    _api()  # one server for the flow and every stage's process
+    from flows.pipeline import paper_pipeline
+
+    paper_pipeline(paper=args.paper, repo=root)
 
 
 # --- server, params, demo --------------------------------------------------------------------
@@ -307,6 +357,48 @@ def cmd_server(args) -> None:
         print(f"running: {info.url} (pid {info.pid})" if info else "not running")
         if not info:
             sys.exit(1)
+
+
+def cmd_schedule(args) -> None:
+    """The nightly retraining deployment (flows/nightly.py): its next runs, or serve it."""
+    import datetime as dt
+
+    from inpaintflow.params import load_group
+
+    params = Path(args.params)
+    if args.action == "serve":
+        from inpaintflow.runtime import configure_environment, project_root
+
+        root = project_root(params.resolve().parent)
+        configure_environment(root)
+        # before anything imports prefect (the params' cron check does): Prefect reads its API
+        # once, and the runs and every DVC stage they start must share this server
+        _api()
+    settings = load_group("nightly", params)
+    if args.action == "show":  # Prefect's own schedule arithmetic; no server
+        from flows.nightly import DEPLOYMENT, next_runs
+
+        try:
+            after = dt.datetime.fromisoformat(args.after) if args.after else None
+        except ValueError:
+            raise ValueError(f"--after {args.after!r}: expected an ISO time such as 2026-01-01T00:00:00Z") from None
+        if after is not None and after.tzinfo is None:
+            after = after.replace(tzinfo=dt.timezone.utc)
+        print(f'deployment {DEPLOYMENT}: cron "{settings.cron}", timezone {settings.timezone} ({params} nightly)')
+        print(f"papers: {', '.join(settings.papers)}; branch {settings.branch_prefix}YYYY-MM-DD; "
+              f"dvc push: {'on' if settings.push else 'off'}")
+        runs = next_runs(settings.cron, settings.timezone, args.count, after)
+        print(f"next {len(runs)} runs:")
+        for when in runs:
+            utc = when.astimezone(dt.timezone.utc)
+            print(f"  {when:%Y-%m-%d %H:%M} {settings.timezone}"
+                  + ("" if settings.timezone == "UTC" else f"  ({utc:%Y-%m-%d %H:%M} UTC)"))
+        return
+    from prefect import serve
+
+    from flows.nightly import build_deployment
+
+    serve(build_deployment(params.resolve(), root))
 
 
 def cmd_params_check(args) -> None:
@@ -446,9 +538,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_inpaint_stage)
 
     p = sub.add_parser("blend", help="Poisson-blend generated images into damaged ones (paired by name)")
-    p.add_argument("--generated", required=True)
-    p.add_argument("--damaged", required=True, help="the known pixels come from these images")
-    p.add_argument("--masks", required=True, help="mask PNGs, 255 = hole")
+    p.add_argument("--generated")
+    p.add_argument("--damaged", help="the known pixels come from these images")
+    p.add_argument("--masks", help="mask PNGs, 255 = hole")
+    p.add_argument("--experiment", help="an inpaint run folder: blend the results it marks for blending "
+                                        "(the DVC stage; operator from the run's settings)")
     p.add_argument("--out", required=True)
     p.add_argument("--operator", default="five-point", choices=["five-point", "paper001-3x3"])
     p.set_defaults(func=cmd_blend)
@@ -460,6 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="FILE.csv (or, with --experiment, a folder)")
     p.add_argument("--experiment", help="an inpaint run folder: score every result it lists")
     p.add_argument("--metrics", help="with --experiment: the summary JSON (default OUT/metrics.json)")
+    p.add_argument("--blend", help="with --experiment: the blend step's folder (latent methods are scored blended)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--fid", action="store_true", help="also FID (n/a with a reason when no weights)")
     p.add_argument("--inception-weights", help="pt_inception-2015-12-05-6726825d.pth")
@@ -468,11 +563,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("table", help="a paper's result tables beside the reported numbers")
-    p.add_argument("paper", help="000, 001, 002, 003 or 004")
+    p.add_argument("paper", help="rmnet, refinement, iwgan, regionwise or gla")
     p.add_argument("--out", help="folder (default results/PAPER)")
     p.add_argument("--summary", help="summary JSON for dvc metrics (default OUT/summary.json)")
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("audit", help="check a paper's tables: provenance, dvc status, byte-identical re-render")
+    p.add_argument("path", help="results/PAPER or a file in it, e.g. results/rmnet/table-1.csv")
+    p.add_argument("--params", help="parameters file (default: params.yaml of the project holding PATH)")
+    p.add_argument("--skip-status", action="store_true", help="skip `dvc status` (e.g. while a repro runs)")
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("pipeline", help="a paper's DVC stages, in order, as one cached Prefect flow")
+    p.add_argument("paper", help="rmnet, refinement, iwgan, regionwise or gla (params.yaml tables)")
+    p.add_argument("--dry-run", action="store_true", help="print the stages; run nothing")
+    p.set_defaults(func=cmd_pipeline)
 
     p = sub.add_parser("server", help="the project's local Prefect server")
     p.add_argument("action", choices=["start", "stop", "status"])
@@ -482,6 +588,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["check"])
     p.add_argument("--params", default="params.yaml")
     p.set_defaults(func=cmd_params_check)
+    p = sub.add_parser("schedule", help="the nightly retraining deployment (params.yaml nightly)")
+    p.add_argument("action", choices=["show", "serve"], help="show: the next runs; serve: run them (blocks)")
+    p.add_argument("--count", type=int, default=5, help="show: how many runs")
+    p.add_argument("--after", help="show: runs at or after this ISO time (default now; no zone = UTC)")
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=cmd_schedule)
     p = sub.add_parser("demo", help="run the demo pipeline (dvc repro)")
     p.add_argument("targets", nargs="*", help="dvc.yaml stages (default: all)")
     p.set_defaults(func=cmd_demo)

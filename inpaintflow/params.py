@@ -196,6 +196,8 @@ BASELINE_NAMES = ("telea", "navier-stokes", "mean-fill")
 class InpaintProfiled(Profiled):
     """One experiment: a trained run on a test split with a fixed mask set."""
 
+    paper_id: str = Field(description="the paper whose tables it fills (a tables entry: rmnet, refinement, ...); "
+                                      "its outputs live under runs/<step>/<paper_id>/")
     run: str = Field(description="the train entry whose checkpoint it uses")
     data: str = Field(description="the data artefact whose test split it inpaints")
     masks: str = Field(description="the mask set artefact")
@@ -222,16 +224,93 @@ class EvaluateProfiled(Profiled):
 
 
 class TableProfiled(_Strict):
-    """One paper's tables: the experiments whose scores fill them (``inpaintflow table``)."""
+    """One paper's tables (``inpaintflow table``). Its experiments are the inpaint entries whose
+    ``paper_id`` names it, in params order: filled in on load, never written here (one place)."""
 
-    experiments: list[str] = Field(description="inpaint entries, scored by their evaluate stages")
+    experiments: list[str] = Field(default_factory=list, description="derived: inpaint entries with this paper_id")
     labels: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="per table id: experiment label -> the name that table prints")
 
 
+def _all_papers() -> list[str]:
+    from tasks.tables import PAPERS
+
+    return list(PAPERS)
+
+
+class Tolerances(_Strict):
+    """How far each metric may move the wrong way before a nightly run fails, in the metric's own
+    units (tasks/metrics.py: mae on 0..255, mse on 0..255^2, l1 and l2 on [0, 1]); ``hole_<m>``
+    uses the tolerance of ``<m>``. Which way is wrong: tasks.metrics.HIGHER_IS_BETTER."""
+
+    psnr: float = Field(default=0.5, ge=0, description="largest allowed drop, dB")
+    ssim: float = Field(default=0.01, ge=0, description="largest allowed drop")
+    mae: float = Field(default=1.0, ge=0, description="largest allowed rise, 0..255 scale")
+    mse: float = Field(default=25.0, ge=0, description="largest allowed rise, 0..255^2 scale")
+    l1: float = Field(default=0.004, ge=0, description="largest allowed rise (mae / 255)")
+    l2: float = Field(default=0.0004, ge=0, description="largest allowed rise (mse / 255^2)")
+    fid: float = Field(default=1.0, ge=0, description="largest allowed rise")
+
+
+class NightlyParams(_Strict):
+    """Scheduled retraining (flows/nightly.py, Prefect deployment ``nightly-retrain``). No DVC
+    stage lists these keys, so editing them retrains nothing."""
+
+    papers: list[str] = Field(default_factory=_all_papers, min_length=1,
+                              description="paper ids reproduced in order (`dvc repro table@<paper>`)")
+    cron: str = Field(default="0 2 * * *", description="when the deployment runs (5-field cron)")
+    timezone: str = Field(default="UTC", description="IANA time zone of `cron` and of the branch date")
+    tolerances: Tolerances = Field(default_factory=Tolerances)
+    branch_prefix: str = Field(default="nightly/", description="results are committed on <prefix>YYYY-MM-DD")
+    push: bool = Field(default=True, description="`dvc push` to the default remote after a passing run")
+
+    @field_validator("papers")
+    @classmethod
+    def _known_papers(cls, v: list[str]) -> list[str]:
+        known = _all_papers()
+        for paper in v:
+            if paper not in known:
+                raise ValueError(f"unknown paper {paper!r}; known: {', '.join(known)}")
+        if len(set(v)) != len(v):
+            raise ValueError("a paper is listed twice")
+        return v
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        # Prefect's own check (lazy: params must stay importable without Prefect); "@daily" is
+        # refused too, so that every schedule reads the same way in params.yaml and prefect.yaml
+        from prefect.schedules import validate_cron_string
+
+        if len(v.split()) != 5:
+            raise ValueError(f"{v!r}: expected 5 fields (minute hour day-of-month month day-of-week)")
+        return validate_cron_string(v)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as UTC or Europe/London") from None
+        return v
+
+    @field_validator("branch_prefix")
+    @classmethod
+    def _ref(cls, v: str) -> str:
+        # the subset of `git check-ref-format` rules a prefix can break on its own
+        bad = [c for c in " ~^:?*[\\" if c in v]
+        if not v or bad or ".." in v or "//" in v or v.startswith(("/", "-", ".")) or "@{" in v:
+            raise ValueError(f"{v!r} cannot start a git branch name (no spaces, ~^:?*[\\, '..', '//')")
+        return v
+
+
 STEP_MODELS: dict[str, type[_Strict]] = {"data": DataProfiled, "masks": MasksProfiled, "train": TrainProfiled,
                                          "inpaint": InpaintProfiled, "tables": TableProfiled}
-FLAT_GROUPS: dict[str, type[Profiled]] = {"evaluate": EvaluateProfiled}  # one entry: the group itself
+# one entry: the group itself; profiled groups resolve to the active profile
+FLAT_GROUPS: dict[str, type[_Strict]] = {"evaluate": EvaluateProfiled, "nightly": NightlyParams}
 
 
 def _format_error(path: Path, prefix: tuple[str, ...], err: ValidationError) -> str:
@@ -283,31 +362,53 @@ def load_step(step: str, name: str, path: Path = DEFAULT_PARAMS, profile: Profil
         entry = model.model_validate(group[name])
     except ValidationError as err:
         raise ParamsError(_format_error(path, (step, name), err)) from None
+    if step == "tables":
+        return _with_experiments(entry, name, raw, path)
     return getattr(entry, profile) if isinstance(entry, Profiled) else entry
 
 
+def paper_experiments(raw: dict[str, Any], paper: str) -> list[str]:
+    """The inpaint entries that fill ``paper``'s tables, in params order."""
+    return [name for name, entry in (raw.get("inpaint") or {}).items()
+            if isinstance(entry, dict) and entry.get("paper_id") == paper]
+
+
+def _with_experiments(entry: "TableProfiled", name: str, raw: dict[str, Any], path: Path) -> "TableProfiled":
+    written = (raw.get("tables") or {}).get(name) or {}
+    if "experiments" in written:
+        raise ParamsError(f"{path}: tables.{name}.experiments: not set here; each inpaint entry names its "
+                          f"paper (inpaint.<name>.paper_id: {name}); remove this key")
+    return entry.model_copy(update={"experiments": paper_experiments(raw, name)})
+
+
 def load_group(step: str, path: Path = DEFAULT_PARAMS, profile: Profile | None = None):
-    """A group that is one artefact-free setting for every stage (``evaluate``)."""
+    """A group that is one artefact-free setting (``evaluate``: of every stage, under the active
+    profile; ``nightly``: of the scheduled retraining, profile-free). An absent group is its
+    defaults."""
     path = Path(path)
     raw = read_yaml(path)
     profile = profile or active_profile(raw, path)
+    if step not in FLAT_GROUPS:
+        raise ParamsError(f"{path}: no group {step!r}; known: {', '.join(FLAT_GROUPS)}")
     try:
         entry = FLAT_GROUPS[step].model_validate(raw.get(step) or {})
     except ValidationError as err:
         raise ParamsError(_format_error(path, (step,), err)) from None
-    return getattr(entry, profile)
+    return getattr(entry, profile) if isinstance(entry, Profiled) else entry
 
 
 def load_entry(step: str, name: str, path: Path = DEFAULT_PARAMS):
     """The whole validated entry (all profiles and the profile-free keys, e.g. ``run``)."""
     path = Path(path)
-    group = read_yaml(path).get(step) or {}
+    raw = read_yaml(path)
+    group = raw.get(step) or {}
     if name not in group:
         raise ParamsError(f"{path}: {step}.{name}: no such entry; known: {', '.join(group)}")
     try:
-        return STEP_MODELS[step].model_validate(group[name])
+        entry = STEP_MODELS[step].model_validate(group[name])
     except ValidationError as err:
         raise ParamsError(_format_error(path, (step, name), err)) from None
+    return _with_experiments(entry, name, raw, path) if step == "tables" else entry
 
 
 def _check_references(path: Path, raw: dict[str, Any]) -> None:
@@ -319,10 +420,22 @@ def _check_references(path: Path, raw: dict[str, Any]) -> None:
                 value = entry.get(field)
                 if value not in (raw.get(target) or {}):
                     raise ParamsError(f"{path}: {step}.{name}.{field}: {value!r} is not an entry of {target!r}")
-    for name, entry in (raw.get("tables") or {}).items():
-        for i, exp in enumerate(entry.get("experiments") or []):
-            if exp not in (raw.get("inpaint") or {}):
-                raise ParamsError(f"{path}: tables.{name}.experiments.{i}: {exp!r} is not an inpaint entry")
+    tables = raw.get("tables") or {}
+    for name, entry in tables.items():
+        if isinstance(entry, dict) and "experiments" in entry:
+            raise ParamsError(f"{path}: tables.{name}.experiments: not set here; each inpaint entry names its "
+                              f"paper (inpaint.<name>.paper_id: {name}); remove this key")
+    for name, entry in (raw.get("inpaint") or {}).items():
+        if entry.get("paper_id") not in tables:
+            raise ParamsError(f"{path}: inpaint.{name}.paper_id: {entry.get('paper_id')!r} is not a tables entry "
+                              f"(known: {', '.join(tables)})")
+    for name in tables:
+        if not paper_experiments(raw, name):
+            raise ParamsError(f"{path}: tables.{name}: no inpaint entry has paper_id {name!r}; its table stage "
+                              f"would have nothing to show (add one, or remove tables.{name})")
+    for i, paper in enumerate((raw.get("nightly") or {}).get("papers") or []):
+        if paper not in (raw.get("tables") or {}):
+            raise ParamsError(f"{path}: nightly.papers.{i}: {paper!r} has no tables entry (no table@{paper} stage)")
     for name, entry in (raw.get("inpaint") or {}).items():
         run = (raw.get("train") or {}).get(entry.get("run"), {})
         for profile in ("demo", "paper"):

@@ -183,3 +183,43 @@ def resolve_api(root: Path | None = None, mode: str | None = None) -> str:
         return "ephemeral Prefect server"
     os.environ["PREFECT_API_URL"] = info.url
     return f"local Prefect server {info.url}"
+
+
+# ---------------------------------------------------------------------------------------------
+# where tasks run
+
+DASK_ADDRESS_ENV = "INPAINTFLOW_DASK_ADDRESS"
+
+
+def dask_address() -> str | None:
+    """The Dask scheduler that data-parallel tasks go to, from ``INPAINTFLOW_DASK_ADDRESS``.
+
+    An environment variable, not a DVC param: where work runs must not change results, nor
+    invalidate stages.
+    """
+    return os.environ.get(DASK_ADDRESS_ENV, "").strip() or None
+
+
+def task_runner():
+    """The Prefect task runner of the data-parallel flows (datasets, masks, metrics).
+
+    ``DaskTaskRunner`` on the existing cluster that ``INPAINTFLOW_DASK_ADDRESS`` names (its
+    workers must import this project and see the same data paths), else Prefect's default, a
+    thread pool in this process. Read when called, so a flow run picks the runner of its time.
+    """
+    address = dask_address()
+    if address is None:
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        return ThreadPoolTaskRunner()
+    try:
+        from prefect_dask import DaskTaskRunner
+    except ImportError:
+        raise RuntimeError(f"{DASK_ADDRESS_ENV}={address}: prefect-dask is not installed; "
+                           f"run `pip install -e '.[dask]'`, or unset {DASK_ADDRESS_ENV} to run here") from None
+    return DaskTaskRunner(address=address)
+
+
+def with_task_runner(flow):
+    """``flow`` with the runner :func:`task_runner` picks now: call this when the flow runs."""
+    return flow.with_options(task_runner=task_runner())

@@ -8,7 +8,8 @@ hold the task's maths (the task body itself is a thin wrapper). Never paths' mti
 A cached result describes files on disk; DVC deletes a stage's outputs before rerunning it and
 a user may delete them too. So a flow runs such tasks through :func:`run_verified`: when the
 files a cached result names are missing or differ from their recorded sha256, the task runs
-again with ``refresh_cache=True``.
+again with ``refresh_cache=True``, submitted to the flow's task runner like the first run (on
+the Dask cluster when there is one).
 """
 
 from __future__ import annotations
@@ -126,16 +127,29 @@ def run_verified(task, verify: Callable[[Any], bool], **kwargs: Any):
     return _VerifiedFuture(task, verify, kwargs)
 
 
+def verified_results(futures: Iterable["_VerifiedFuture"]) -> list[Any]:
+    """Results of :func:`run_verified` futures, in order; the stale ones are all resubmitted
+    before the first recomputation is waited for, so they run in parallel too."""
+    futures = [f.check() for f in futures]
+    return [f.result() for f in futures]
+
+
 class _VerifiedFuture:
     def __init__(self, task, verify, kwargs):
         self._task, self._verify, self._kwargs = task, verify, kwargs
         self._future = task.submit(**kwargs)
+        self._checked = False
+
+    def check(self) -> "_VerifiedFuture":
+        """Wait for the result; if it fails verification, submit the recomputation."""
+        if not self._checked:
+            self._checked = True
+            if not self._verify(self._future.result()):
+                self._future = self._task.with_options(refresh_cache=True).submit(**self._kwargs)
+        return self
 
     def result(self):
-        value = self._future.result()
-        if self._verify(value):
-            return value
-        return self._task.with_options(refresh_cache=True)(**self._kwargs)
+        return self.check()._future.result()
 
 
 def retry_transient(task, task_run, state) -> bool:

@@ -166,6 +166,35 @@ def score_images(pred_dir: Path, gt_dir: Path, masks_dir: Path, names: Sequence[
     return rows
 
 
+def plan_scoring(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
+                 masks_dir: str | os.PathLike) -> tuple[list[str], dict[str, str], list[str]]:
+    """(sorted file names, bin of each, bin order) of a scoring run, after the pairing and size
+    checks of :func:`evaluate_dirs`; reads PNG headers and the mask manifest only."""
+    pred_dir, gt_dir, masks_dir = map(Path, (pred_dir, gt_dir, masks_dir))
+    names = _check_pairs(pred_dir, gt_dir, masks_dir)
+    bins, bin_order = _read_bins(masks_dir, names)
+    return names, bins, bin_order
+
+
+def write_scores(out_csv: str | os.PathLike, rows: Sequence[dict[str, Any]],
+                 bin_order: Sequence[str]) -> tuple[Path, Path, Path]:
+    """Write the per-image CSV and the summaries of ``rows`` (in file-name order); the same rows
+    give the same bytes, however they were split into batches or tasks."""
+    out_csv = Path(out_csv)
+    summary = summarise(rows, "bin", order=list(bin_order))
+    summary_csv, summary_json = _summary_paths(out_csv)
+    write_csv_atomic(out_csv, PER_IMAGE_COLUMNS,
+                     [{k: _format(v) for k, v in row.items()} for row in rows])
+    write_csv_atomic(summary_csv, summary_columns("bin"),
+                     [{k: _format(v) for k, v in group.items()} for group in summary])
+    nested = {
+        "bins": {g["bin"]: {k: _json_number(v) for k, v in g.items() if k != "bin"} for g in summary[:-1]},
+        "total": {k: _json_number(v) for k, v in summary[-1].items() if k != "bin"},
+    }
+    write_text_atomic(summary_json, json.dumps(nested, sort_keys=True, indent=2, allow_nan=False) + "\n")
+    return out_csv, summary_csv, summary_json
+
+
 def evaluate_dirs(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, masks_dir: str | os.PathLike,
                   out_csv: str | os.PathLike, *, batch_size: int = 32,
                   device: str | torch.device = "cpu") -> tuple[Path, Path, Path]:
@@ -178,21 +207,7 @@ def evaluate_dirs(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike, masks_
     """
     if batch_size < 1:
         raise EvaluationError(f"batch_size must be at least 1, got {batch_size}")
-    pred_dir, gt_dir, masks_dir, out_csv = map(Path, (pred_dir, gt_dir, masks_dir, out_csv))
-    names = _check_pairs(pred_dir, gt_dir, masks_dir)
-    bins, bin_order = _read_bins(masks_dir, names)
-    rows = score_images(pred_dir, gt_dir, masks_dir, names, bins, batch_size=batch_size,
+    names, bins, bin_order = plan_scoring(pred_dir, gt_dir, masks_dir)
+    rows = score_images(Path(pred_dir), Path(gt_dir), Path(masks_dir), names, bins, batch_size=batch_size,
                         device=torch.device(device))
-    summary = summarise(rows, "bin", order=bin_order)
-
-    summary_csv, summary_json = _summary_paths(out_csv)
-    write_csv_atomic(out_csv, PER_IMAGE_COLUMNS,
-                     [{k: _format(v) for k, v in row.items()} for row in rows])
-    write_csv_atomic(summary_csv, summary_columns("bin"),
-                     [{k: _format(v) for k, v in group.items()} for group in summary])
-    nested = {
-        "bins": {g["bin"]: {k: _json_number(v) for k, v in g.items() if k != "bin"} for g in summary[:-1]},
-        "total": {k: _json_number(v) for k, v in summary[-1].items() if k != "bin"},
-    }
-    write_text_atomic(summary_json, json.dumps(nested, sort_keys=True, indent=2, allow_nan=False) + "\n")
-    return out_csv, summary_csv, summary_json
+    return write_scores(out_csv, rows, bin_order)

@@ -4,9 +4,14 @@ An *experiment* pairs a prepared dataset's test split with an evaluation mask se
 method over every pair, streaming in batches (memory bounded by the batch, not the set):
 
     feed-forward   R-MNet (000), region-wise (003), MPGA/GLA (004): one forward pass
-    yeh            paper 001's first pass: Yeh et al.'s latent optimisation + Poisson blending
+    yeh            paper 001's first pass: Yeh et al.'s latent optimisation
     yeh-refine     paper 001: first pass, then the consensus refinement pass from its blend
-    vitoria        paper 002: alpha*L_c + beta*L_g + eta*L_p, then Poisson blending
+    vitoria        paper 002: alpha*L_c + beta*L_g + eta*L_p
+
+The latent methods' Poisson blending is its own step (``inpaintflow blend --experiment``, DVC
+stage ``blend``): this step writes the generator's raw images, which the blend step solves into
+the damaged inputs. The refinement pass starts from the first pass's blend (paper 001, s3.4), so
+``yeh-refine`` also blends internally, with the same function; the written results are raw.
 
 Every experiment also runs the classical baselines (tasks/baselines.py) on the same pairs when
 asked, so each table gets their rows from the same images and masks.
@@ -18,8 +23,8 @@ Output layout (one directory per experiment, paired by file name, which is what
     OUT/masks/<name>.png      the mask (255 = hole); masks/manifest.csv: file, bin, ratio, image, mask
     OUT/masked/<name>.png     the damaged input (holes white)
     OUT/output/<name>.png     the method's composite (known pixels = target bytes)
-    OUT/blended/<name>.png    Poisson-blended composite (latent methods)
-    OUT/refined/<name>.png    paper 001: the refinement pass, blended
+    OUT/generated/<name>.png  latent methods: G(z), the whole generated image (blend step input)
+    OUT/refined-generated/<name>.png   paper 001: G(z) of the refinement pass (blend step input)
     OUT/baselines/<b>/<name>.png
     OUT/inpaint.json          method, params, checkpoint sha256, pairs, results (written last)
 
@@ -289,27 +294,29 @@ def _latent_batch(settings: InpaintSettings, recipe: Any, chunk: Sequence[Pair],
     else:
         kwargs = {"steps": settings.steps} if settings.steps else {}
         res = latent.inpaint_yeh(G, recipe.nets["discriminator"], images, masks, z0, latent.YehSettings(**kwargs))
-    out["output"] = composite_uint8(from_model(res.images), targets, holes)
-    out["blended"] = blend_batch(from_model(res.images), damaged, holes, settings.blend_operator)
+    out["generated"] = from_model(res.images)
+    out["output"] = composite_uint8(out["generated"], targets, holes)
     if settings.method == "yeh-refine":
         mu = settings.mu if settings.mu is not None else latent.REFINEMENT_MU[settings.pattern]
         kwargs = {"steps": settings.refine_steps} if settings.refine_steps else {}
-        blended = to_model(out["blended"], holes, device)[0]
+        first_blend = blend_batch(out["generated"], damaged, holes, settings.blend_operator)
+        blended = to_model(first_blend, holes, device)[0]
         ref = latent.refine_consensus(G, recipe.nets["discriminator"], images, masks, res.z, blended,
                                       latent.RefinementSettings(**kwargs), mu=mu)
-        out["refined"] = blend_batch(from_model(ref.images), damaged, holes, settings.blend_operator)
+        out["refined-generated"] = from_model(ref.images)
     return out
 
 
 def result_dirs(settings: InpaintSettings) -> list[dict[str, str | None]]:
-    """What the experiment produces for scoring: (row label, stage, directory)."""
+    """What the experiment produces for scoring: row label, stage, directory, and for the latent
+    methods the directory the blend step writes the Poisson-blended result to (what is scored)."""
     label = settings.label or settings.method
     if settings.method == "feed-forward":
         return [{"method": label, "stage": None, "dir": "output"}]
     if settings.method == "yeh-refine":
-        return [{"method": label, "stage": "before", "dir": "blended"},
-                {"method": label, "stage": "after", "dir": "refined"}]
-    return [{"method": label, "stage": None, "dir": "blended"}]
+        return [{"method": label, "stage": "before", "dir": "generated", "blend": "blended"},
+                {"method": label, "stage": "after", "dir": "refined-generated", "blend": "refined"}]
+    return [{"method": label, "stage": None, "dir": "generated", "blend": "blended"}]
 
 
 def run_experiment(settings: InpaintSettings, log: Callable[[str], None] = print) -> Path:
@@ -328,8 +335,8 @@ def run_experiment(settings: InpaintSettings, log: Callable[[str], None] = print
     write_inputs(pairs, out_dir)
     image_size = read_image(out_dir / "target" / pairs[0].name).shape[0]
     recipe, model = _load_model(settings, image_size, device)
-    subdirs = ["output"] + (["blended"] if settings.method != "feed-forward" else []) + \
-        (["refined"] if settings.method == "yeh-refine" else [])
+    subdirs = ["output"] + (["generated"] if settings.method != "feed-forward" else []) + \
+        (["refined-generated"] if settings.method == "yeh-refine" else [])
     report = progress_printer(f"{settings.label or settings.method}", len(pairs))
     start = time.perf_counter()
     for n_done, (chunk, targets, holes) in enumerate(batches(pairs, out_dir, settings.batch_size), 1):

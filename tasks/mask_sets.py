@@ -109,9 +109,11 @@ def select_imported(rows: Sequence[dict[str, Any]], bins: Sequence[str] | None, 
 
 
 def write_imported(family: str, selected: Sequence[tuple[str, str]], size: int, root: Path,
-                   out_dir: Path) -> list[dict[str, Any]]:
+                   out_dir: Path, start: int = 0) -> list[dict[str, Any]]:
+    """Write the selected masks as ``start``, ``start + 1``, ...: a chunk of the selection
+    starting at ``start`` writes the same files as the whole selection at once."""
     importer = _importer(family)
-    return [_row(i, importer(Path(root) / src, size).mask, b, family, "", src, out_dir)
+    return [_row(start + i, importer(Path(root) / src, size).mask, b, family, "", src, out_dir)
             for i, (src, b) in enumerate(selected)]
 
 

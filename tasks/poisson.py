@@ -395,3 +395,36 @@ def blend_dirs(generated_dir: str | Path, damaged_dir: str | Path, masks_dir: st
                               read_image(damaged_dir / name))
         written.append(write_image(out_dir / name, blended))
     return sorted(written)
+
+
+BLEND_RECORD = "blend.json"
+
+
+def blend_experiment(experiment: str | Path, out_dir: str | Path) -> Path:
+    """The blend step of an inpaint run (DVC stage ``blend``): every result the run marks for
+    blending (``inpaint.json``: ``{"dir": "generated", "blend": "blended"}``) is solved into the
+    damaged inputs with the run's operator, into ``out_dir/<blend>/``. ``blend.json`` is written
+    last; feed-forward runs have nothing to blend (their output is the composite) and get only
+    the record, which says so."""
+    import json
+
+    from inpaintflow.conventions import write_text_atomic
+
+    experiment, out_dir = Path(experiment), Path(out_dir)
+    record_path = experiment / "inpaint.json"
+    if not record_path.is_file():
+        raise BlendError(f"{record_path}: missing; the inpaint run did not finish (dvc repro inpaint@...)")
+    record = json.loads(record_path.read_text())
+    operator = record.get("settings", {}).get("blend_operator", "five-point")
+    (out_dir / BLEND_RECORD).unlink(missing_ok=True)  # it marks a finished blend
+    blended = []
+    for result in record["results"]:
+        if not result.get("blend"):
+            continue
+        written = blend_dirs(experiment / result["dir"], experiment / "masked", experiment / "masks",
+                             out_dir / result["blend"], operator=operator)
+        blended.append({"from": result["dir"], "to": result["blend"], "images": len(written)})
+    summary = {"experiment": experiment.name, "method": record.get("method"), "operator": operator,
+               "blended": blended,
+               "note": None if blended else "nothing to blend: the method's output is the composite"}
+    return write_text_atomic(out_dir / BLEND_RECORD, json.dumps(summary, indent=2, sort_keys=True) + "\n")

@@ -28,6 +28,27 @@ def read_experiment(experiment: Path) -> dict[str, Any]:
     return json.loads(record.read_text())
 
 
+def scored_results(experiment: Path, blend: Path | None = None) -> list[tuple[dict[str, Any], Path]]:
+    """Each result of an inpaint run and the directory to score for it. A latent method's result
+    is scored after the blend step (``blend`` = that step's output directory)."""
+    experiment = Path(experiment)
+    out = []
+    for result in read_experiment(experiment)["results"]:
+        row = {"method": result["method"], "stage": result["stage"], "dir": result.get("blend") or result["dir"]}
+        if not result.get("blend"):
+            out.append((row, experiment / result["dir"]))
+            continue
+        if blend is None:
+            raise ScoresError(f"{experiment / 'inpaint.json'}: {result['method']} is scored after Poisson "
+                              f"blending; blend it first (inpaintflow blend --experiment {experiment} --out DIR) "
+                              f"and pass --blend DIR")
+        if not (Path(blend) / "blend.json").is_file():
+            raise ScoresError(f"{Path(blend) / 'blend.json'}: missing; the blend step did not finish "
+                              f"(inpaintflow blend --experiment {experiment} --out {blend})")
+        out.append((row, Path(blend) / result["blend"]))
+    return out
+
+
 def slug(method: str, stage: str | None) -> str:
     """A file name for a result: 'Telea (cv2)' -> 'telea-cv2'."""
     text = method + (f"-{stage}" if stage else "")

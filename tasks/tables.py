@@ -12,8 +12,10 @@ form the paper uses (per image, or over the set from the mean MSE), and says whi
 
 Outputs, per table ``T``: ``table-T.csv``, ``table-T.md``, ``table-T.tex``; per paper:
 ``README.md`` (all tables with their headers), ``summary.json`` (reproduced values and
-differences, for ``dvc metrics``) and ``grid-<experiment>.png`` (masked | output | blended |
-ground truth). Same inputs, same bytes: nothing here reads a clock.
+differences, for ``dvc metrics``), ``grid-<experiment>.png`` (masked | output | blended |
+ground truth) and ``provenance.json`` (code commit, dvc.lock md5s of the inputs, params, seeds,
+package versions; ``inpaintflow audit`` checks it). Same inputs, same bytes: nothing here reads
+a clock.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from inpaintflow.conventions import read_image, write_image, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_FILE = ROOT / "references" / "papers.yaml"
-PAPERS = ("000", "001", "002", "003", "004")
+# Paper ids (used in params, DVC stages, results/<paper>/ and the CLI) -> the number of the paper's
+# text in shared/papers/ (references/papers.yaml cites its lines).
+PAPERS = {"rmnet": "000", "refinement": "001", "iwgan": "002", "regionwise": "003", "gla": "004"}
 CODE_DIRS = ("inpaintflow", "tasks", "models", "flows", "references")
 REPRODUCED = "(inpaintflow)"
 NOT_RUN = ""  # a cell this profile's experiments do not cover
@@ -359,40 +363,174 @@ def code_commit(root: Path = ROOT) -> str:
     return f"{commit or 'none'}" + (" + uncommitted changes" if dirty else "")
 
 
-def package_versions() -> str:
+PACKAGES = ("inpaintflow", "torch", "numpy", "scipy", "opencv-python-headless", "prefect", "dvc")
+
+
+def package_version_map() -> dict[str, str]:
+    """Python and the installed versions of the packages the tables' numbers depend on."""
     from importlib.metadata import PackageNotFoundError, version
     import platform
 
-    out = [f"python {platform.python_version()}"]
-    for pkg in ("inpaintflow", "torch", "numpy", "scipy", "opencv-python-headless", "prefect", "dvc"):
+    out = {"python": platform.python_version()}
+    for pkg in PACKAGES:
         try:
-            out.append(f"{pkg} {version(pkg)}")
+            out[pkg] = version(pkg)
         except PackageNotFoundError:
             pass
-    return ", ".join(out)
+    return out
+
+
+def package_versions() -> str:
+    return ", ".join(f"{pkg} {v}" for pkg, v in package_version_map().items())
+
+
+# ---------------------------------------------------------------------------------------------
+# provenance.json: what a paper's tables were rendered from, machine-readable (`inpaintflow audit`)
+
+PROVENANCE_FILE = "provenance.json"
+PROVENANCE_SCHEMA = 1
+
+
+def experiment_stages(name: str, entry: Any) -> list[str]:
+    """The DVC stages upstream of one experiment's scores (dvc.yaml), nearest first; blend@NAME
+    only where the pipeline has that stage."""
+    return [f"evaluate@{name}", f"blend@{name}", f"inpaint@{name}", f"train@{entry.run}",
+            f"data@{entry.data}", f"masks@{entry.masks}"]
+
+
+def _declared(stage: str, dvc_stages: dict[str, Any], params: dict[str, Any]) -> bool | None:
+    """Whether dvc.yaml defines ``stage`` (True/False), or None where its ``foreach`` cannot be
+    resolved here (a matrix, say): then only dvc.lock tells."""
+    group, _, key = stage.partition("@")
+    spec = dvc_stages.get(group)
+    if not isinstance(spec, dict):
+        return False
+    foreach = spec.get("foreach")
+    if isinstance(foreach, str) and foreach.startswith("${") and foreach.endswith("}"):
+        node: Any = params
+        for part in foreach[2:-1].split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        foreach = node
+    if isinstance(foreach, (dict, list)):
+        return key in foreach
+    return None
+
+
+def stage_inputs(stages: Sequence[str], lock: dict[str, Any], dvc_stages: dict[str, Any],
+                 params: dict[str, Any]) -> tuple[dict[str, dict[str, str] | None], list[str]]:
+    """The md5 of each stage's outs as dvc.lock records them: ``{stage: {path: md5}}``.
+
+    A train stage contributes only the outs a recorded stage depends on (the checkpoint): its
+    train.json and logs hold wall-clock figures and feed no table. A stage that dvc.yaml defines
+    but dvc.lock lacks (tables rendered outside ``dvc repro``) is recorded as None, with a note.
+    """
+    consumed = {d["path"] for s in stages for d in (lock.get(s) or {}).get("deps") or []}
+    inputs: dict[str, dict[str, str] | None] = {}
+    notes = []
+    for stage in dict.fromkeys(stages):
+        if stage not in lock:
+            if _declared(stage, dvc_stages, params):
+                inputs[stage] = None
+                notes.append(f"{stage}: not in dvc.lock (rendered outside `dvc repro`?); its outs are not recorded")
+            continue
+        outs = lock[stage].get("outs") or []
+        if stage.startswith("train@"):
+            outs = [o for o in outs if o["path"] in consumed]
+            if not outs:
+                inputs[stage] = None
+                notes.append(f"{stage}: no stage recorded in dvc.lock depends on its outs; not recorded")
+                continue
+        inputs[stage] = {o["path"]: o.get("md5") for o in outs}
+    return inputs, notes
+
+
+def provenance_record(paper: str, params: dict[str, Any], profile: str, lock: dict[str, Any],
+                      dvc_stages: dict[str, Any], code: str, packages: dict[str, str]) -> dict[str, Any]:
+    """Everything a paper's tables were rendered from, as plain JSON values: the code commit,
+    the dvc.lock md5 of every upstream out, the params the tables depend on (the DVC keys, the
+    data/masks/train entries under the active profile), the seeds and the package versions.
+    Nothing here reads a clock or an absolute path: same inputs, same record."""
+    from inpaintflow.params import STEP_MODELS, paper_experiments
+
+    def entry(group: str, name: str) -> Any:
+        return STEP_MODELS[group].model_validate(params[group][name])
+
+    names = paper_experiments(params, paper)
+    used: dict[str, Any] = {"profile": profile, f"tables.{paper}": params["tables"][paper],
+                            "evaluate": params.get("evaluate")}
+    seeds: dict[str, int] = {}
+    stages: list[str] = []
+    for name in names:
+        exp = entry("inpaint", name)
+        used[f"inpaint.{name}"] = params["inpaint"][name]
+        seeds[f"inpaint.{name}"] = getattr(exp, profile).seed
+        for group, key in (("data", exp.data), ("masks", exp.masks), ("train", exp.run)):
+            used[f"{group}.{key}.{profile}"] = params[group][key][profile]
+            seeds[f"{group}.{key}"] = getattr(entry(group, key), profile).seed
+        stages += experiment_stages(name, exp)
+    inputs, notes = stage_inputs(stages, lock, dvc_stages, params)
+    record = {"schema": PROVENANCE_SCHEMA, "paper": paper, "profile": profile, "experiments": names,
+              "code": code, "inputs": inputs, "params": used, "seeds": seeds, "packages": packages,
+              "notes": notes}
+    return json.loads(json.dumps(record))  # plain JSON values: what a reader of the file gets back
+
+
+def read_pipeline(root: Path = Path(".")) -> tuple[dict[str, Any], dict[str, Any]]:
+    """dvc.lock's and dvc.yaml's stages in ``root`` (empty where a file is missing)."""
+    def stages(name: str) -> dict[str, Any]:
+        path = Path(root) / name
+        if not path.is_file():
+            return {}
+        data = yaml.safe_load(path.read_text()) or {}
+        return data.get("stages") or {}
+
+    return stages("dvc.lock"), stages("dvc.yaml")
+
+
+def collect_provenance(paper: str, params_path: Path, root: Path = Path(".")) -> dict[str, Any]:
+    """The provenance of ``paper``'s tables in the project at ``root``, as of now."""
+    from inpaintflow.params import active_profile, read_yaml
+
+    params = read_yaml(params_path)
+    lock, dvc_stages = read_pipeline(root)
+    return provenance_record(paper, params, active_profile(params, params_path), lock, dvc_stages,
+                             code_commit(), package_version_map())
+
+
+def provenance_json(record: dict[str, Any]) -> str:
+    return json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_provenance(out_dir: Path, record: dict[str, Any]) -> Path:
+    return write_text_atomic(Path(out_dir) / PROVENANCE_FILE, provenance_json(record))
 
 
 # ---------------------------------------------------------------------------------------------
 # image grids
 
 
-def image_grid(experiment: Path, n: int = 6) -> np.ndarray:
-    """Rows of masked | output | blended | ground truth (blended = output for feed-forward runs)."""
+def image_grid(experiment: Path, blend: Path | None = None, n: int = 6) -> np.ndarray:
+    """Rows of masked | output | blended (refined for paper 001) | ground truth; the blended column
+    comes from the blend step's folder, and repeats the output for feed-forward runs."""
     experiment = Path(experiment)
     names = sorted(p.name for p in (experiment / "target").glob("*.png"))[:n]
-    later = "refined" if (experiment / "refined").is_dir() else "blended"
-    cols = ["masked", "output", later if (experiment / later).is_dir() else "output", "target"]
+    final = experiment / "output"
+    for later in ("refined", "blended"):
+        if blend is not None and (Path(blend) / later).is_dir():
+            final = Path(blend) / later
+            break
+    cols = [experiment / "masked", experiment / "output", final, experiment / "target"]
     rows = []
     for name in names:
-        tiles = [read_image(experiment / c / name) for c in cols]
+        tiles = [read_image(c / name) for c in cols]
         gap = np.full((tiles[0].shape[0], 2, 3), 255, np.uint8)
         rows.append(np.concatenate([x for t in tiles for x in (t, gap)][:-1], axis=1))
         rows.append(np.full((2, rows[-1].shape[1], 3), 255, np.uint8))
     return np.concatenate(rows[:-1], axis=0)
 
 
-def write_grid(experiment: Path, out: Path) -> Path:
-    return write_image(out, image_grid(experiment))
+def write_grid(experiment: Path, out: Path, blend: Path | None = None) -> Path:
+    return write_image(out, image_grid(experiment, blend))
 
 
 def write_paper(paper: str, experiments: Sequence[Experiment], header_lines: Sequence[str], out_dir: Path,

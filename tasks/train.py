@@ -7,7 +7,10 @@ precision, checkpoints, resume, logging. A paper supplies a :class:`models.commo
     OUT/checkpoint.pt        latest state (atomic): nets, optimisers, config, step, RNG states
     OUT/live/                dvclive: metrics.json, plots/metrics/*.tsv (``dvc plots show``)
     OUT/previews/step-N.png  image grids: masked | output | ground truth (samples for GANs)
-    OUT/train.json           summary: settings, parameter counts, VGG source, steps, images/s
+    OUT/train.json           summary: settings, parameter counts, VGG source, steps, final losses
+    OUT/timing.json          this run's wall-clock figures (images/s, the step it resumed from):
+                             not a DVC output and git-ignored, so train.json stays a pure
+                             function of the inputs and a re-derived run gives the same bytes
 
 Reproducibility: the batch at step ``s`` is a pure function of (seed, s): image indices come
 from a per-epoch permutation seeded by (seed, epoch), so resuming needs no data-loader state.
@@ -469,12 +472,15 @@ def train(settings: TrainSettings, *, resume: bool | str = False, rt: Runtime | 
     if rt.is_main:
         summary = {
             "model": settings.model, "settings": asdict(settings), "model_config": asdict(cfg),
-            "steps": settings.steps, "resumed_from": start, "images_per_s": round(rate, 3),
+            "steps": settings.steps,
             "device": str(rt.device), "world_size": rt.world_size, "vgg19": vgg_source,
             "parameters": {k: count_parameters(v) for k, v in raw_nets.items()},
             "final_losses": losses,
         }
         write_text_atomic(out / "train.json", json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+        timing = {"images_per_s": round(rate, 3), "resumed_from": start, "steps_run": done,
+                  "seconds": round(elapsed, 3)}
+        write_text_atomic(out / "timing.json", json.dumps(timing, indent=2, sort_keys=True) + "\n")
         live.end()
     return TrainResult(checkpoint=ckpt_path, steps=settings.steps, images_per_s=rate, losses=losses)
 

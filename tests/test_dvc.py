@@ -33,17 +33,17 @@ TINY = {
                               "allow_random_vgg": True},
                      "paper": {"model": "rmnet", "steps": 2, "batch_size": 4, "size": 32}}},
     "inpaint": {
-        "yeh-centre": {"run": "gan", "data": "faces", "masks": "centre", "label": "Inpainting & Refinement",
+        "yeh-centre": {"paper_id": "refinement", "run": "gan", "data": "faces", "masks": "centre", "label": "Inpainting & Refinement",
                        "setting": "1500+1500",
                        "demo": {"method": "yeh-refine", "limit": 3, "batch_size": 2, "steps": 2, "refine_steps": 2},
                        "paper": {"method": "yeh-refine"}},
-        "rm-free": {"run": "rm", "data": "faces", "masks": "free", "label": "R-MNet-0.4",
+        "rm-free": {"paper_id": "rmnet", "run": "rm", "data": "faces", "masks": "free", "label": "R-MNet-0.4",
                     "baselines": ["telea", "mean-fill"],
                     "demo": {"method": "feed-forward", "limit": 4, "batch_size": 4},
                     "paper": {"method": "feed-forward"}},
     },
     "evaluate": {"demo": {"batch_size": 8}, "paper": {"batch_size": 8}},
-    "tables": {"001": {"experiments": ["yeh-centre"]}, "000": {"experiments": ["rm-free"]}},
+    "tables": {"refinement": {}, "rmnet": {}},
 }
 
 
@@ -84,16 +84,16 @@ def test_repro_builds_data_and_masks_then_is_a_noop(tmp_path):
     assert len(list((project / "data/masks/centre").glob("*.png"))) == 4
     assert (project / "dvc.lock").is_file()
     assert (project / "runs/gan/checkpoint.pt").is_file() and (project / "runs/gan/train.json").is_file()
-    assert len(list((project / "runs/inpaint/yeh-centre/refined").glob("*.png"))) == 3
-    metrics = yaml.safe_load((project / "runs/metrics/rm-free.json").read_text())
+    assert len(list((project / "runs/blend/refinement/yeh-centre/refined").glob("*.png"))) == 3
+    metrics = yaml.safe_load((project / "runs/metrics/rmnet/rm-free.json").read_text())
     assert [r["method"] for r in metrics["results"]] == ["R-MNet-0.4", "Telea (cv2)", "mean fill"]
-    table = (project / "results/001/table-2.csv").read_text().splitlines()
+    table = (project / "results/refinement/table-2.csv").read_text().splitlines()
     assert table[0] == "method,setting,MAE ↓,MSE ↓,PSNR ↑,MSSIM ↑"
     reproduced = [row for row in table if row.startswith("Inpainting & Refinement (inpaintflow),1500+1500,")]
     assert len(reproduced) == 1
     assert all(np.isfinite(float(cell)) for cell in reproduced[0].split(",")[2:])  # MAE, MSE, PSNR, MSSIM
     shown = dvc(project, "metrics", "show")
-    assert "results/summary-000.json" in shown and "runs/metrics/rm-free.json" in shown
+    assert "results/summary-rmnet.json" in shown and "runs/metrics/rmnet/rm-free.json" in shown
 
     again = dvc(project, "repro")
     assert "Running stage" not in again

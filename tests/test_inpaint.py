@@ -9,6 +9,8 @@ import pytest
 from inpaintflow.conventions import DAMAGED_HOLE_VALUE, read_image, read_mask
 from tasks.baselines import BASELINES
 from tasks.inpaint import InpaintError, InpaintSettings, plan_pairs, run_experiment
+from tasks.poisson import blend_batch, blend_experiment
+from tasks.scores import ScoresError, scored_results
 from tasks.mask_sets import make_masks, mask_jobs, write_mask_manifest
 from tasks.prepare import prepare_items, synthetic_items, write_manifest
 from tasks.train import TrainSettings, train
@@ -97,14 +99,16 @@ def test_mean_fill_is_the_rounded_mean_of_the_known_pixels():
     np.testing.assert_array_equal(out[0, 3], [np.rint(10.5), 0, 0])
 
 
-def _check_composite(out_dir: Path, subdir: str) -> int:
+def _check_composite(out_dir: Path, subdir: str, inputs: Path | None = None) -> int:
+    """Known pixels of ``out_dir/subdir`` equal the target's (inputs: the inpaint run's folder)."""
+    inputs = inputs or out_dir
     n = 0
-    for target_path in sorted((out_dir / "target").glob("*.png")):
+    for target_path in sorted((inputs / "target").glob("*.png")):
         target = read_image(target_path)
-        hole = read_mask(out_dir / "masks" / target_path.name).astype(bool)
+        hole = read_mask(inputs / "masks" / target_path.name).astype(bool)
         result = read_image(out_dir / subdir / target_path.name)
         np.testing.assert_array_equal(result[~hole], target[~hole], err_msg=f"{subdir}/{target_path.name}")
-        masked = read_image(out_dir / "masked" / target_path.name)
+        masked = read_image(inputs / "masked" / target_path.name)
         assert (masked[hole] == DAMAGED_HOLE_VALUE).all()
         np.testing.assert_array_equal(masked[~hole], target[~hole])
         n += 1
@@ -144,27 +148,55 @@ def test_a_model_of_the_wrong_kind_is_refused(faces, centre_masks, checkpoints, 
                                        out_dir=tmp_path / "y", checkpoint=checkpoints["dcgan"]))
 
 
-def test_yeh_refine_writes_first_pass_blend_and_refinement(faces, centre_masks, checkpoints, tmp_path, one_torch_thread):
+def test_yeh_refine_writes_first_pass_and_refinement_then_the_blend_step(faces, centre_masks, checkpoints, tmp_path,
+                                                                        one_torch_thread):
     out = tmp_path / "yeh"
     settings = InpaintSettings(method="yeh-refine", data_dir=faces, masks_dir=centre_masks, out_dir=out,
                                checkpoint=checkpoints["dcgan"], label="Inpainting & Refinement", limit=3,
                                batch_size=2, steps=3, refine_steps=3, pattern="center-square")
     record = json.loads(run_experiment(settings).read_text())
-    assert [(r["stage"], r["dir"]) for r in record["results"]] == [("before", "blended"), ("after", "refined")]
-    for subdir in ("output", "blended", "refined"):
-        assert _check_composite(out, subdir) == 3
+    assert [(r["stage"], r["dir"], r["blend"]) for r in record["results"]] == \
+        [("before", "generated", "blended"), ("after", "refined-generated", "refined")]
+    assert _check_composite(out, "output") == 3
+    blend = tmp_path / "yeh-blend"
+    summary = json.loads(blend_experiment(out, blend).read_text())
+    assert [(b["from"], b["to"], b["images"]) for b in summary["blended"]] == \
+        [("generated", "blended", 3), ("refined-generated", "refined", 3)]
+    for subdir in ("blended", "refined"):
+        assert _check_composite(blend, subdir, inputs=out) == 3
+    # the first pass the refinement started from is the blend step's result, bit for bit
+    masked = np.stack([read_image(out / "masked" / p.name) for p in sorted((out / "generated").glob("*.png"))])
+    holes = np.stack([read_mask(out / "masks" / p.name) for p in sorted((out / "generated").glob("*.png"))])
+    generated = np.stack([read_image(p) for p in sorted((out / "generated").glob("*.png"))])
+    step = np.stack([read_image(p) for p in sorted((blend / "blended").glob("*.png"))])
+    np.testing.assert_array_equal(blend_batch(generated, masked, holes, "five-point"), step)
     # latents are seeded per image: a different batch size gives the same bytes
     again = tmp_path / "yeh-b1"
     run_experiment(InpaintSettings(**{**settings.__dict__, "out_dir": again, "batch_size": 1}))
-    for p in (out / "refined").glob("*.png"):
-        assert (again / "refined" / p.name).read_bytes() == p.read_bytes()
+    for p in (out / "refined-generated").glob("*.png"):
+        assert (again / "refined-generated" / p.name).read_bytes() == p.read_bytes()
 
 
-def test_vitoria_run_blends_into_the_known_pixels(faces, centre_masks, checkpoints, tmp_path, one_torch_thread):
+def test_vitoria_run_is_blended_into_the_known_pixels(faces, centre_masks, checkpoints, tmp_path, one_torch_thread):
     out = tmp_path / "vit"
     settings = InpaintSettings(method="vitoria", data_dir=faces, masks_dir=centre_masks, out_dir=out,
                                checkpoint=checkpoints["wgan-gp"], limit=2, batch_size=2, steps=3,
                                loss_weights={"alpha": 0.5, "beta": 0.5, "eta": 1.0})
     record = json.loads(run_experiment(settings).read_text())
-    assert record["results"] == [{"method": "vitoria", "stage": None, "dir": "blended"}]
-    assert _check_composite(out, "blended") == 2
+    assert record["results"] == [{"method": "vitoria", "stage": None, "dir": "generated", "blend": "blended"}]
+    with pytest.raises(ScoresError, match="blend it first"):
+        scored_results(out)
+    blend_experiment(out, tmp_path / "vit-blend")
+    assert _check_composite(tmp_path / "vit-blend", "blended", inputs=out) == 2
+    assert [(r["dir"], path) for r, path in scored_results(out, tmp_path / "vit-blend")] == \
+        [("blended", tmp_path / "vit-blend" / "blended")]
+
+
+def test_a_feed_forward_run_has_nothing_to_blend(tmp_path):
+    out = tmp_path / "ff"
+    out.mkdir()
+    (out / "inpaint.json").write_text(json.dumps({"method": "feed-forward", "settings": {}, "results": [
+        {"method": "R-MNet-0.4", "stage": None, "dir": "output"}]}))
+    summary = json.loads(blend_experiment(out, tmp_path / "blend").read_text())
+    assert summary["blended"] == [] and "composite" in summary["note"]
+    assert sorted(p.name for p in (tmp_path / "blend").iterdir()) == ["blend.json"]

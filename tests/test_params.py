@@ -76,11 +76,22 @@ def _project_params_with(tmp_path, edit) -> Path:
      r"inpaint\.iwgan-center-square\.demo: .*refine_steps: only the yeh-refine"),
     (lambda r: r["inpaint"]["iwgan-center-square"]["demo"].update(loss_weights={"alpah": 1}),
      r"inpaint\.iwgan-center-square\.demo\.loss_weights\.alpah"),
-    (lambda r: r["tables"]["000"]["experiments"].append("nope"),
-     r"tables\.000\.experiments\.1: 'nope' is not an inpaint entry"),
+    (lambda r: r["inpaint"]["gla-free-form"].update(paper_id="glaa"),
+     r"inpaint\.gla-free-form\.paper_id: 'glaa' is not a tables entry"),
+    (lambda r: r["tables"]["rmnet"].update(experiments=["rmnet-celeba-hq"]),
+     r"tables\.rmnet\.experiments: not set here; each inpaint entry names its paper"),
+    (lambda r: r["tables"].update(extra={}), r"tables\.extra: no inpaint entry has paper_id 'extra'"),
     (lambda r: r["evaluate"]["demo"].update(batchsize=3), r"evaluate\.demo\.batchsize: Extra inputs"),
     (lambda r: r.update(evalute={}), r"evalute: unknown group"),
 ])
 def test_experiments_and_tables_are_checked_across_groups(tmp_path, edit, message):
     with pytest.raises(ParamsError, match=message):
         validate_file(_project_params_with(tmp_path, edit))
+
+
+def test_a_papers_experiments_are_the_inpaint_entries_naming_it():
+    from inpaintflow.params import load_entry
+
+    assert load_entry("tables", "iwgan", REPO / "params.yaml").experiments == ["iwgan-center-square",
+                                                                               "iwgan-three-squares"]
+    assert len(load_entry("tables", "refinement", REPO / "params.yaml").experiments) == 8

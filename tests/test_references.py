@@ -17,14 +17,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tasks.tables import PAPERS
+
 REFERENCES = Path(__file__).resolve().parents[1] / "references" / "papers.yaml"
 
 REQUIRED_TABLES = {
-    "000": {"1", "2", "3"},
-    "001": {"1", "2"},
-    "002": {"1", "2"},
-    "003": {"2", "3"},
-    "004": {"1", "2", "3", "4", "5"},
+    "rmnet": {"1", "2", "3"},
+    "refinement": {"1", "2"},
+    "iwgan": {"1", "2"},
+    "regionwise": {"2", "3"},
+    "gla": {"1", "2", "3", "4", "5"},
 }
 PAPER_KEYS = {"paper", "file", "tables"}
 TABLE_KEYS = {"id", "caption", "page", "lines", "dataset", "masks", "hole_ratio", "psnr_form",
@@ -40,74 +42,74 @@ PSNR_FORMS = {"set", "per-image", "unstated", None}
 
 # (paper, table) -> (distinct printed rows, distinct printed columns), counted on the papers.
 GRID = {
-    ("000", "1"): (5, 4), ("000", "2"): (2, 4), ("000", "3"): (4, 4),
-    ("001", "1"): (4, 12), ("001", "2"): (3, 4),
-    ("002", "1"): (9, 6), ("002", "2"): (9, 6),
-    ("003", "2"): (25, 15), ("003", "3"): (25, 15),
-    ("004", "1"): (12, 8), ("004", "2"): (12, 7), ("004", "3"): (12, 6),
-    ("004", "4"): (8, 2), ("004", "5"): (4, 3),
+    ("rmnet", "1"): (5, 4), ("rmnet", "2"): (2, 4), ("rmnet", "3"): (4, 4),
+    ("refinement", "1"): (4, 12), ("refinement", "2"): (3, 4),
+    ("iwgan", "1"): (9, 6), ("iwgan", "2"): (9, 6),
+    ("regionwise", "2"): (25, 15), ("regionwise", "3"): (25, 15),
+    ("gla", "1"): (12, 8), ("gla", "2"): (12, 7), ("gla", "3"): (12, 6),
+    ("gla", "4"): (8, 2), ("gla", "5"): (4, 3),
 }
 
 # Numbers read twice off the paper texts: (paper, table, record selector, printed value).
 SPOT_CHECKS = [
-    ("000", "1", {"method": "Pathak et al. [26]", "metric": "mae"}, 123.54),
-    ("000", "1", {"method": "Yu et al. [41]", "metric": "fid"}, 4.29),
-    ("000", "1", {"method": "R-MNet-0.4", "metric": "psnr"}, 40.40),
-    ("000", "2", {"dataset": "paris-streetview", "metric": "fid"}, 17.64),
-    ("000", "2", {"dataset": "places2", "metric": "mae"}, 27.77),
-    ("000", "3", {"setting": "lambda=0.3", "metric": "mae"}, 31.57),
-    ("000", "3", {"setting": "lambda=0.5", "method": "R-MNet-0.5", "metric": "psnr"}, 40.0),
-    ("001", "1", {"masks": "stripes", "stage": "before", "metric": "mae"}, 39.43),
-    ("001", "1", {"masks": "left-half", "stage": "after", "metric": "mse"}, 1645.05),
-    ("001", "1", {"masks": "random-square", "stage": "after", "metric": "mssim"}, 0.8921),
-    ("001", "1", {"masks": "center-square", "stage": "before", "metric": "mse"}, 704.54),
-    ("001", "2", {"setting": "3000", "metric": "mse"}, 694.53),
-    ("001", "2", {"setting": "1500+1500", "metric": "mssim"}, 0.8840),
-    ("002", "1", {"method": "(Yeh et al., 2017)", "dataset": "celeba", "metric": "mse"},
+    ("rmnet", "1", {"method": "Pathak et al. [26]", "metric": "mae"}, 123.54),
+    ("rmnet", "1", {"method": "Yu et al. [41]", "metric": "fid"}, 4.29),
+    ("rmnet", "1", {"method": "R-MNet-0.4", "metric": "psnr"}, 40.40),
+    ("rmnet", "2", {"dataset": "paris-streetview", "metric": "fid"}, 17.64),
+    ("rmnet", "2", {"dataset": "places2", "metric": "mae"}, 27.77),
+    ("rmnet", "3", {"setting": "lambda=0.3", "metric": "mae"}, 31.57),
+    ("rmnet", "3", {"setting": "lambda=0.5", "method": "R-MNet-0.5", "metric": "psnr"}, 40.0),
+    ("refinement", "1", {"masks": "stripes", "stage": "before", "metric": "mae"}, 39.43),
+    ("refinement", "1", {"masks": "left-half", "stage": "after", "metric": "mse"}, 1645.05),
+    ("refinement", "1", {"masks": "random-square", "stage": "after", "metric": "mssim"}, 0.8921),
+    ("refinement", "1", {"masks": "center-square", "stage": "before", "metric": "mse"}, 704.54),
+    ("refinement", "2", {"setting": "3000", "metric": "mse"}, 694.53),
+    ("refinement", "2", {"setting": "1500+1500", "metric": "mssim"}, 0.8840),
+    ("iwgan", "1", {"method": "(Yeh et al., 2017)", "dataset": "celeba", "metric": "mse"},
      872.8672),
-    ("002", "1", {"method": "Our proposed loss", "setting": "alpha=0.5,beta=0.5,eta=1.0",
+    ("iwgan", "1", {"method": "Our proposed loss", "setting": "alpha=0.5,beta=0.5,eta=1.0",
                   "dataset": "celeba", "metric": "mse"}, 785.2562),
-    ("002", "1", {"method": "Our proposed loss", "setting": "alpha=0.1,beta=0.9,eta=1.0",
+    ("iwgan", "1", {"method": "Our proposed loss", "setting": "alpha=0.1,beta=0.9,eta=1.0",
                   "dataset": "svhn", "metric": "ssim"}, 0.8169),
-    ("002", "2", {"method": "Our proposed loss", "setting": "alpha=0.1,beta=0.9,eta=0.5",
+    ("iwgan", "2", {"method": "Our proposed loss", "setting": "alpha=0.1,beta=0.9,eta=0.5",
                   "dataset": "svhn", "metric": "mse"}, 154.5582),
-    ("002", "2", {"method": "(Yeh et al., 2017)", "dataset": "svhn", "metric": "mse"},
+    ("iwgan", "2", {"method": "(Yeh et al., 2017)", "dataset": "svhn", "metric": "mse"},
      1531.4601),
-    ("002", "2", {"method": "(Yeh et al., 2017) adding gradient loss",
+    ("iwgan", "2", {"method": "(Yeh et al., 2017) adding gradient loss",
                   "setting": "alpha=0.5,beta=0.5,eta=0.5", "dataset": "celeba",
                   "metric": "psnr"}, 20.6222),
-    ("003", "2", {"method": "CA", "dataset": "paris-streetview", "bin": "0.1-0.2",
+    ("regionwise", "2", {"method": "CA", "dataset": "paris-streetview", "bin": "0.1-0.2",
                   "metric": "psnr"}, 22.645),
-    ("003", "2", {"method": "ours", "dataset": "celeba-hq", "bin": "0.4-0.5",
+    ("regionwise", "2", {"method": "ours", "dataset": "celeba-hq", "bin": "0.4-0.5",
                   "metric": "fid"}, 10.21),
-    ("003", "2", {"method": "PConv", "dataset": "places2", "bin": "0.2-0.3", "metric": "l1"},
+    ("regionwise", "2", {"method": "PConv", "dataset": "places2", "bin": "0.2-0.3", "metric": "l1"},
      29.32),
-    ("003", "3", {"method": "PLU", "dataset": "places2", "bin": "0.3-0.4", "metric": "l1"},
+    ("regionwise", "3", {"method": "PLU", "dataset": "places2", "bin": "0.3-0.4", "metric": "l1"},
      30.15),
-    ("003", "3", {"method": "ours", "dataset": "paris-streetview", "bin": "0.0-0.1",
+    ("regionwise", "3", {"method": "ours", "dataset": "paris-streetview", "bin": "0.0-0.1",
                   "metric": "psnr"}, 49.73),
-    ("003", "3", {"method": "EC", "dataset": "celeba-hq", "bin": "0.4-0.5", "metric": "l2"},
+    ("regionwise", "3", {"method": "EC", "dataset": "celeba-hq", "bin": "0.4-0.5", "metric": "l2"},
      3.16),
-    ("004", "1", {"method": "Ours", "bin": "0.2-0.3", "metric": "l1"}, 1.20),
-    ("004", "1", {"method": "DF [40]", "bin": "0.4-0.5", "metric": "psnr"}, 24.01),
-    ("004", "1", {"method": "CA [14]", "bin": "0.3-0.4", "metric": "ssim"}, 69.77),
-    ("004", "2", {"method": "MC [18]", "bin": "0.2-0.3", "metric": "ssim"}, 88.38),
-    ("004", "2", {"method": "Ours", "bin": "0.4-0.5", "metric": "psnr"}, 23.88),
-    ("004", "3", {"method": "DF [40]", "bin": "0.4-0.5", "metric": "l2"}, 1.51),
-    ("004", "3", {"method": "Ours", "bin": "0.2-0.3", "metric": "ssim"}, 90.77),
-    ("004", "4", {"method": "PC", "metric": "params_m"}, 85.75),
-    ("004", "4", {"method": "Proposed", "metric": "time_ms"}, 0.21),
-    ("004", "5", {"method": "Full", "metric": "psnr"}, 27.70),
-    ("004", "5", {"method": "MPGA\u2212 + GLA+", "metric": "ssim"}, 90.76),
+    ("gla", "1", {"method": "Ours", "bin": "0.2-0.3", "metric": "l1"}, 1.20),
+    ("gla", "1", {"method": "DF [40]", "bin": "0.4-0.5", "metric": "psnr"}, 24.01),
+    ("gla", "1", {"method": "CA [14]", "bin": "0.3-0.4", "metric": "ssim"}, 69.77),
+    ("gla", "2", {"method": "MC [18]", "bin": "0.2-0.3", "metric": "ssim"}, 88.38),
+    ("gla", "2", {"method": "Ours", "bin": "0.4-0.5", "metric": "psnr"}, 23.88),
+    ("gla", "3", {"method": "DF [40]", "bin": "0.4-0.5", "metric": "l2"}, 1.51),
+    ("gla", "3", {"method": "Ours", "bin": "0.2-0.3", "metric": "ssim"}, 90.77),
+    ("gla", "4", {"method": "PC", "metric": "params_m"}, 85.75),
+    ("gla", "4", {"method": "Proposed", "metric": "time_ms"}, 0.21),
+    ("gla", "5", {"method": "Full", "metric": "psnr"}, 27.70),
+    ("gla", "5", {"method": "MPGA\u2212 + GLA+", "metric": "ssim"}, 90.76),
 ]
 
 # Decimal places printed for (PSNR, MSE): the tolerance of the PSNR-from-MSE check.
-PRINTED_DECIMALS = {"001": (2, 2), "002": (4, 4)}
+PRINTED_DECIMALS = {"refinement": (2, 2), "iwgan": (4, 4)}
 # Cells whose printed PSNR disagrees with their printed MSE (misprints in the papers, kept
 # as printed and explained in the tables' notes).
 KNOWN_PSNR_MISMATCHES = {
-    ("001", "1", (("masks", "stripes"), ("method", "Inpainting"), ("stage", "before"))),
-    ("002", "1", (("dataset", "svhn"), ("method", "(Yeh et al., 2017) adding gradient loss"),
+    ("refinement", "1", (("masks", "stripes"), ("method", "Inpainting"), ("stage", "before"))),
+    ("iwgan", "1", (("dataset", "svhn"), ("method", "(Yeh et al., 2017) adding gradient loss"),
                   ("setting", "alpha=0.1,beta=0.9,eta=0.5"))),
 }
 
@@ -158,7 +160,7 @@ def test_all_papers_and_required_tables_present():
     assert set(data) == set(REQUIRED_TABLES)
     for pid, tids in REQUIRED_TABLES.items():
         assert set(data[pid]) == PAPER_KEYS, pid
-        assert data[pid]["file"].startswith(pid + "_") and data[pid]["file"].endswith(".txt")
+        assert data[pid]["file"].startswith(PAPERS[pid] + "_") and data[pid]["file"].endswith(".txt")
         ids = [t["id"] for t in data[pid]["tables"]]
         assert sorted(ids) == sorted(tids), (pid, ids)
 
@@ -250,7 +252,7 @@ def psnr_mse_pairs(t: dict):
             if "psnr" in g and "mse" in g]
 
 
-@pytest.mark.parametrize("pid", ["001", "002"])
+@pytest.mark.parametrize("pid", ["refinement", "iwgan"])
 def test_set_psnr_matches_printed_mse(pid):
     psnr_decimals, mse_decimals = PRINTED_DECIMALS[pid]
     mismatches, checked = set(), 0
@@ -267,14 +269,14 @@ def test_set_psnr_matches_printed_mse(pid):
                                                               "method", "setting")}
                 mismatches.add((pid, t["id"], tuple(sorted(known))))
                 assert "ANOMALY" in t["notes"], "a PSNR misprint must be explained in notes"
-    assert checked == {"001": 15, "002": 36}[pid]
+    assert checked == {"refinement": 15, "iwgan": 36}[pid]
     assert mismatches == {m for m in KNOWN_PSNR_MISMATCHES if m[0] == pid}
 
 
 def test_001_refinement_improves_except_random_pixels():
     """Sec. 3.4: refinement improves every metric for every pattern but (6), where the
     printed before/after numbers agree; a swapped before/after column would break this."""
-    t = table("001", "1")
+    t = table("refinement", "1")
     values = {(r["masks"], r["stage"], r["metric"]): r["value"] for r in t["records"]}
     for masks in {r["masks"] for r in t["records"]}:
         for metric, better in (("mae", -1), ("mse", -1), ("psnr", 1), ("mssim", 1)):
@@ -286,9 +288,9 @@ def test_001_refinement_improves_except_random_pixels():
 
 
 def test_001_center_pattern_agrees_between_tables():
-    t1 = {(r["stage"], r["metric"]): r["value"] for r in table("001", "1")["records"]
+    t1 = {(r["stage"], r["metric"]): r["value"] for r in table("refinement", "1")["records"]
           if r["masks"] == "center-square"}
-    t2 = {(r["setting"], r["metric"]): r["value"] for r in table("001", "2")["records"]}
+    t2 = {(r["setting"], r["metric"]): r["value"] for r in table("refinement", "2")["records"]}
     for metric in ("mae", "mse", "psnr"):
         assert t1[("before", metric)] == t2[("1500", metric)]
         assert t1[("after", metric)] == t2[("1500+1500", metric)]

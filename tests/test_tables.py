@@ -37,7 +37,7 @@ def cells(table, row_label: str) -> dict[str, str]:
     return dict(zip(table.header, row))
 
 
-@pytest.mark.parametrize("paper", PAPERS)
+@pytest.mark.parametrize("paper", list(PAPERS))
 def test_without_experiments_each_table_is_the_papers_own(paper):
     for ref in REFS[paper]["tables"]:
         table = build_table(paper, {**ref, "file": REFS[paper]["file"]}, [])
@@ -51,7 +51,7 @@ def test_without_experiments_each_table_is_the_papers_own(paper):
 
 
 def test_rmnet_table_puts_the_reproduction_and_difference_under_the_papers_row():
-    t = build_table("000", table_of("000", "1"), [experiment(
+    t = build_table("rmnet", table_of("rmnet", "1"), [experiment(
         "R-MNet-0.4", "celeba-hq", "quickdraw",
         [result("R-MNet-0.4", summary()), result("Telea (cv2)", summary(mae_mean=20.0))])])
     labels = [r[0] for r in t.rows]
@@ -71,14 +71,14 @@ def test_rmnet_table_puts_the_reproduction_and_difference_under_the_papers_row()
 
 
 def test_a_table_of_another_dataset_takes_nothing():
-    t = build_table("000", table_of("000", "1"), [experiment("R-MNet-0.4", "places2", "quickdraw",
+    t = build_table("rmnet", table_of("rmnet", "1"), [experiment("R-MNet-0.4", "places2", "quickdraw",
                                                               [result("R-MNet-0.4", summary())])])
     assert not any(REPRODUCED in r[0] for r in t.rows)
 
 
 def test_regionwise_table_adds_columns_and_prints_l1_l2_times_1000():
     bins = {"0.1-0.2": summary(l1_mean=0.0123, l2_mean=0.0021), "0.0-0.1": summary(l1_mean=0.005)}
-    t = build_table("003", table_of("003", "2"), [experiment(
+    t = build_table("regionwise", table_of("regionwise", "2"), [experiment(
         "ours", "celeba-hq", "regionwise-contiguous",
         [result("ours", summary(), bins), result("mean fill", summary(), bins)])])
     assert t.header[:2] == ["metric", "bin"]  # the paper's orientation: metrics and bins down the side
@@ -94,7 +94,7 @@ def test_regionwise_table_adds_columns_and_prints_l1_l2_times_1000():
 
 def test_gla_table_prints_ssim_times_100():
     bins = {"0.2-0.3": summary(ssim_mean=0.9123)}
-    t = build_table("004", table_of("004", "3"), [experiment("Ours", "celeba-hq", "free-form",
+    t = build_table("gla", table_of("gla", "3"), [experiment("Ours", "celeba-hq", "free-form",
                                                               [result("Ours", summary(), bins)])])
     row = next(r for r in t.rows if r[0].startswith("SSIM") and r[1] == "20-30%")
     assert float(row[t.header.index(f"Ours {REPRODUCED}")]) == pytest.approx(91.23, abs=0.01)
@@ -104,7 +104,7 @@ def test_refinement_table_1_uses_set_psnr_and_the_matching_stage_without_baselin
     results = [result("Inpainting & Refinement", summary(psnr_of_mean_mse=19.0), stage="before"),
                result("Inpainting & Refinement", summary(psnr_of_mean_mse=20.0), stage="after"),
                result("Telea (cv2)", summary())]
-    t = build_table("001", table_of("001", "1"), [experiment("Inpainting & Refinement", "celeba", "center-square",
+    t = build_table("refinement", table_of("refinement", "1"), [experiment("Inpainting & Refinement", "celeba", "center-square",
                                                               results, setting="1500+1500")])
     mine = cells(t, f"PSNR ↑ {REPRODUCED}")
     assert float(mine["center-square before"]) == 19.0 and float(mine["center-square after"]) == 20.0
@@ -119,7 +119,7 @@ def test_refinement_table_2_matches_rows_by_setting_and_stage():
                         setting="1500+1500")
     first = experiment("Inpainting", "celeba", "center-square", [result("Inpainting", summary(mae_mean=14.0))],
                        setting="1500")
-    t = build_table("001", table_of("001", "2"), [refine, first])
+    t = build_table("refinement", table_of("refinement", "2"), [refine, first])
     rows = {tuple(r[:2]): r for r in t.rows}
     mae = t.header.index(next(h for h in t.header if h.startswith("MAE")))
     assert float(rows[(f"Inpainting & Refinement {REPRODUCED}", "1500+1500")][mae]) == 11.0
@@ -128,15 +128,15 @@ def test_refinement_table_2_matches_rows_by_setting_and_stage():
 
 
 def test_printed_precision_follows_the_paper():
-    t = build_table("001", table_of("001", "1"), [])
+    t = build_table("refinement", table_of("refinement", "1"), [])
     mssim = cells(t, "MSSIM ↑")
     assert mssim["random-square before"] == "0.8760"  # printed with 4 decimals, trailing zero kept
     assert mssim["stripes before"] == "0.707"
 
 
 def test_renderings_are_deterministic_and_escape_latex():
-    t = build_table("004", table_of("004", "5"), [])
-    assert render_csv(t) == render_csv(build_table("004", table_of("004", "5"), []))
+    t = build_table("gla", table_of("gla", "5"), [])
+    assert render_csv(t) == render_csv(build_table("gla", table_of("gla", "5"), []))
     tex = render_latex(t, ["profile: demo", "code: 50% done_"])
     assert r"\begin{tabular}" in tex and r"50\% done\_" in tex
     md = render_markdown(t, ["profile: demo"])
@@ -147,7 +147,7 @@ def test_renderings_are_deterministic_and_escape_latex():
 def test_a_table_may_name_the_method_differently_and_empty_baseline_rows_are_dropped():
     exp = experiment("Ours", "celeba-hq", "free-form", [result("Ours", summary()), result("mean fill", summary())],
                      params={"generator": 4_160_000})
-    t = build_table("004", table_of("004", "4"), [exp], labels={"Ours": "Proposed"})
+    t = build_table("gla", table_of("gla", "4"), [exp], labels={"Ours": "Proposed"})
     labels = [r[0] for r in t.rows]
     assert labels[labels.index("Proposed") + 1] == f"Proposed {REPRODUCED}"
     assert float(cells(t, f"Proposed {REPRODUCED}")[t.header[1]]) == pytest.approx(4.16)

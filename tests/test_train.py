@@ -66,7 +66,7 @@ def test_a_finished_run_leaves_checkpoint_previews_metrics_and_summary(faces, tm
     metrics = json.loads((out / "live" / "metrics.json").read_text())
     assert metrics["step"] == 2 and any(k.startswith("train") for k in metrics)
     summary = json.loads((out / "train.json").read_text())
-    assert summary["vgg19"] == "random-init" and summary["images_per_s"] > 0
+    assert summary["vgg19"] == "random-init" and json.loads((out / "timing.json").read_text())["images_per_s"] > 0
     assert summary["parameters"]["generator"] > 0
     with pytest.raises(TrainingError, match="exists: pass --resume"):
         train(settings(faces, out, "rmnet", steps=2))
@@ -159,8 +159,8 @@ def test_auto_resume_starts_over_when_the_model_code_changed(faces, tmp_path, mo
     out = tmp_path / "run"
     train(settings(faces, out, "dcgan", steps=2))
     assert train(settings(faces, out, "dcgan", steps=2), resume="auto").steps == 2
-    assert json.loads((out / "train.json").read_text())["resumed_from"] == 2  # nothing to redo
+    assert json.loads((out / "timing.json").read_text())["resumed_from"] == 2  # nothing to redo
     monkeypatch.setattr(engine, "code_fingerprint", lambda model: "edited")
     train(settings(faces, out, "dcgan", steps=2), resume="auto")
-    assert json.loads((out / "train.json").read_text())["resumed_from"] == 0  # retrained
+    assert json.loads((out / "timing.json").read_text())["resumed_from"] == 0  # retrained
     train(settings(faces, out, "dcgan", steps=4), resume=True)  # an explicit --resume trusts the user
