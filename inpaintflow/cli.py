@@ -427,9 +427,11 @@ def cmd_demo(args) -> None:
     if result.returncode:
         sys.exit(result.returncode)
     print("\nDemo outputs: data/datasets/, data/masks/ (images and masks with manifests), runs/<model>/"
-          " (checkpoints, previews), runs/inpaint/ (inpainted test splits), runs/scores/ (per-image scores),"
-          "\nresults/<paper>/ (each paper's tables beside its reported numbers: README.md, CSV, LaTeX, grids)."
-          "\n`dvc status` is now clean; `dvc metrics show` lists the scores; `inpaintflow server status`"
+          " (checkpoints, previews), runs/inpaint/<paper>/ (inpainted test splits), runs/blend/<paper>/"
+          " (Poisson-blended latent results), runs/scores/<paper>/ (per-image scores),"
+          "\nresults/<paper>/ (each paper's tables beside its reported numbers: README.md, CSV, LaTeX, grids,"
+          " provenance.json).\n`dvc status` is now clean; `dvc metrics show` lists the scores;"
+          " `inpaintflow audit results/<paper>` re-derives a table; `inpaintflow server status`"
           " shows the Prefect UI address.")
 
 
