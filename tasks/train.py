@@ -31,6 +31,7 @@ import io
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -258,8 +259,24 @@ def save_checkpoint(path: Path, *, raw_nets: dict[str, nn.Module], recipe: Recip
     # via a buffer: torch.save(obj, path) names the archive's folder after the (random) temp
     # file, which would make identical checkpoints differ in bytes
     buffer = io.BytesIO()
-    torch.save(state, buffer)
+    torch.save(_interned(state), buffer)
     return write_bytes_atomic(path, buffer.getvalue())
+
+
+def _interned(obj: Any) -> Any:
+    """The same structure with every string interned. Pickle writes a string it has already
+    written as a back-reference only when it is the same object: a resumed run's optimiser
+    state holds keys loaded from the file (new objects), an uninterrupted run's the ones the
+    code made, so without this the two checkpoints hold the same values in different bytes."""
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, dict):
+        return {_interned(k): _interned(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_interned(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_interned(v) for v in obj)
+    return obj
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

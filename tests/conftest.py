@@ -24,8 +24,20 @@ def prefect_harness():
     """One temporary Prefect API for the whole session (Prefect's own test harness)."""
     from prefect.testing.utilities import prefect_test_harness
 
+    from prefect.settings import PREFECT_API_URL
+
     with prefect_test_harness(server_startup_timeout=120):
-        yield os.environ.get("PREFECT_API_URL")
+        # the harness sets the URL in Prefect's settings only; exported, the subprocesses a test
+        # starts (DVC stages, CLI runs) use the same API instead of each starting its own server
+        previous = os.environ.get("PREFECT_API_URL")
+        os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()
+        try:
+            yield os.environ["PREFECT_API_URL"]
+        finally:
+            if previous is None:
+                os.environ.pop("PREFECT_API_URL", None)
+            else:
+                os.environ["PREFECT_API_URL"] = previous
 
 
 @pytest.fixture

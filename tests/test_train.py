@@ -56,6 +56,18 @@ def test_resumed_run_ends_with_the_same_weights(faces, tmp_path, model):
             assert torch.equal(a[net][key], b[net][key]), f"{model}.{net}.{key} differs after resume"
 
 
+def test_a_resumed_checkpoint_has_the_bytes_of_an_uninterrupted_one(faces, tmp_path, monkeypatch):
+    """DVC hashes the file: a run killed and resumed must give the same md5 as one that was not."""
+    out = {}
+    for name, stops in (("straight", [4]), ("resumed", [2, 4])):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)  # the same relative out path in both (it is recorded)
+        for i, steps in enumerate(stops):
+            result = train(settings(faces, Path("run"), "dcgan", steps=steps), resume=i > 0)
+        out[name] = (tmp_path / name / result.checkpoint).read_bytes()
+    assert out["straight"] == out["resumed"]
+
+
 def test_a_finished_run_leaves_checkpoint_previews_metrics_and_summary(faces, tmp_path):
     out = tmp_path / "run"
     result = train(settings(faces, out, "rmnet", steps=2))
