@@ -23,7 +23,7 @@ test: setup
 	$(BIN)/pytest
 
 test-slow: setup
-	$(BIN)/pytest -m slow
+	$(BIN)/pytest -m slow --durations=0
 
 bench: setup
 	$(BIN)/python benchmarks/run.py
