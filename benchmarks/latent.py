@@ -3,7 +3,7 @@
     python benchmarks/latent.py                          # tiny DCGAN, 64 images, 50 steps
     python benchmarks/latent.py --config default --images 16 --steps 10
 
-Both sides run ``tasks.latent.inpaint_yeh`` (paper 001's first pass: weighted context loss,
+Both sides run ``inpaintflow.tasks.latent.inpaint_yeh`` (paper 001's first pass: weighted context loss,
 log(1 - D) through the DCGAN discriminator, Adam on z, clipping) on the same images, holes
 and initial z's: once as one batch, once image by image. Prints images/s (images through all
 steps), the ratio, and the largest difference between the two runs' z's (the batched run must
@@ -21,7 +21,7 @@ One torch thread by default, for both sides: on the shared 2-core machine a 2-th
 stalls whenever another process holds a core (single-image runs of 50 steps measured from
 0.16 s to 5 s), while one thread is steady; ``--threads 2`` on an idle machine.
 
-The default is the tiny DCGAN (``models.dcgan.Config.tiny``: 64x64, widths 8) because the full
+The default is the tiny DCGAN (``inpaintflow.models.dcgan.Config.tiny``: 64x64, widths 8) because the full
 64x64 DCGAN (``Config()``, widths 64) needs ~1.7 s per batched step of 64 images on 2 CPU
 cores, i.e. ~5 minutes for 64 images x 50 steps both ways; ``--config default`` runs it.
 """
@@ -33,9 +33,9 @@ import time
 
 import torch
 
-from models import dcgan
-from tasks.latent import YehSettings, inpaint_yeh
-from tasks.masks import make_mask
+from inpaintflow.models import dcgan
+from inpaintflow.tasks.latent import YehSettings, inpaint_yeh
+from inpaintflow.tasks.masks import make_mask
 
 
 def main() -> None:

@@ -20,13 +20,13 @@ import time
 
 import torch
 
-from models import RECIPES
+from inpaintflow.models import RECIPES
 
 
 def measure(model: str, size: int, batch: int, steps: int, warmup: int, optimised: bool) -> dict:
-    from models.common import StepContext
-    from tasks.masks import training_masks
-    from tasks.train import Runtime, build_config, build_recipe, prepare_nets, TrainSettings
+    from inpaintflow.models.common import StepContext
+    from inpaintflow.tasks.masks import training_masks
+    from inpaintflow.tasks.train import Runtime, build_config, build_recipe, prepare_nets, TrainSettings
 
     import numpy as np
 

@@ -18,14 +18,14 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 import inpaintflow.conventions
-import tasks.prepare
-import tasks.synthetic_faces
+import inpaintflow.tasks.prepare
+import inpaintflow.tasks.synthetic_faces
 from inpaintflow.params import DatasetParams
-from tasks.caching import content_key, outputs_intact, retry_transient, run_verified, verified_results
-from tasks.datasets import get_spec
-from tasks.download import Checksum, download
-from tasks.prepare import SourceItem
-from tasks.sources import resolve_source
+from inpaintflow.tasks.caching import content_key, outputs_intact, retry_transient, run_verified, verified_results
+from inpaintflow.tasks.datasets import get_spec
+from inpaintflow.tasks.download import Checksum, download
+from inpaintflow.tasks.prepare import SourceItem
+from inpaintflow.tasks.sources import resolve_source
 
 
 @task(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
@@ -34,17 +34,17 @@ def fetch_file(url: str, dest: Path, checksum: Checksum | None) -> Path:
     return download(url, dest, checksum)
 
 
-@task(cache_key_fn=content_key(code=[tasks.prepare, tasks.synthetic_faces, inpaintflow.conventions],
+@task(cache_key_fn=content_key(code=[inpaintflow.tasks.prepare, inpaintflow.tasks.synthetic_faces, inpaintflow.conventions],
                                keep_paths=["out_dir"]),
       persist_result=True)
 def prepare_shard(items: list[SourceItem], crop: str, size: int, seed: int, out_dir: Path) -> list[dict[str, Any]]:
-    return tasks.prepare.prepare_items(items, crop=crop, size=size, seed=seed, out_dir=out_dir)
+    return inpaintflow.tasks.prepare.prepare_items(items, crop=crop, size=size, seed=seed, out_dir=out_dir)
 
 
 @task(cache_policy=NO_CACHE)
 def write_manifest(out_dir: Path, rows: list[dict[str, Any]], skipped: list[dict[str, str]],
                    info: dict[str, Any]) -> Path:
-    return tasks.prepare.write_manifest(out_dir, rows, skipped, info)
+    return inpaintflow.tasks.prepare.write_manifest(out_dir, rows, skipped, info)
 
 
 def clear_manifest(out_dir: Path) -> None:
@@ -64,16 +64,16 @@ def prepare_dataset(params: DatasetParams, out_dir: Path, shard_size: int = 200)
 
     skipped: list[dict[str, str]] = []
     if spec.kind == "generated":
-        items = tasks.prepare.synthetic_items(params.count, params.seed)
+        items = inpaintflow.tasks.prepare.synthetic_items(params.count, params.seed)
     else:
         root = resolve_source(spec, params.source, params.sha256,
                               fetch=lambda url, dest, checksum: fetch_file(url, dest, checksum))
         if isinstance(root, dict):
-            items = tasks.prepare.per_split_items(root, params.count)
+            items = inpaintflow.tasks.prepare.per_split_items(root, params.count)
         else:
-            items, skipped = tasks.prepare.folder_items(root, spec, split_rule, params.count)
+            items, skipped = inpaintflow.tasks.prepare.folder_items(root, spec, split_rule, params.count)
 
-    shards = tasks.prepare.shard(items, shard_size)
+    shards = inpaintflow.tasks.prepare.shard(items, shard_size)
     print(f"{spec.name}: {len(items)} images in {len(shards)} shards -> {out_dir}")
     futures = [run_verified(prepare_shard, lambda rows: outputs_intact([r for r in rows if "reason" not in r], out_dir),
                             items=s, crop=spec.crop, size=params.size, seed=params.seed, out_dir=out_dir)

@@ -20,9 +20,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
-from tasks.evaluate import EvaluationError, plan_scoring, score_images, write_scores
-from tasks.fid import fid_between_dirs
-from tasks.scores import read_experiment, scored_results, slug, write_metrics
+from inpaintflow.tasks.evaluate import EvaluationError, plan_scoring, score_images, write_scores
+from inpaintflow.tasks.fid import fid_between_dirs
+from inpaintflow.tasks.scores import read_experiment, scored_results, slug, write_metrics
 
 CHUNK_SIZE = 256  # images per scoring task: a few seconds of CPU at 256 px, few tasks per set
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.inpaint import InpaintSettings, run_experiment
+from inpaintflow.tasks.inpaint import InpaintSettings, run_experiment
 
 
 @task(cache_policy=NO_CACHE, retries=0)

@@ -12,7 +12,7 @@ One run, in the DVC + git repository ``repo``, with the settings of params.yaml 
    run fails with a report of every metric that moved too far.
 
 The date is the day of the run's scheduled start in the schedule's time zone (``date``
-overrides it). Every DVC command goes through tasks.dvc.run_dvc, one at a time per repository.
+overrides it). Every DVC command goes through inpaintflow.tasks.dvc.run_dvc, one at a time per repository.
 The deployment is declared twice, here (:func:`build_deployment`, `inpaintflow schedule serve`)
 and in prefect.yaml (`prefect deploy`); tests/test_nightly.py checks that both agree.
 """
@@ -31,13 +31,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.schedules import Cron
 
-from flows.tables import metrics_file
+from inpaintflow.flows.tables import metrics_file
 from inpaintflow.params import NightlyParams, active_profile, load_entry, load_group, read_yaml
-from tasks import git as gitops
-from tasks.dvc import run_dvc
-from tasks.nightly import (LOCK_FILE, Remote, check_date, commit_message, commit_paths, default_remote,
+from inpaintflow.tasks import git as gitops
+from inpaintflow.tasks.dvc import run_dvc
+from inpaintflow.tasks.nightly import (LOCK_FILE, Remote, check_date, commit_message, commit_paths, default_remote,
                            is_empty_dir, lock_outputs, pipeline_owned, run_date)
-from tasks.regression import REPORT_LINES, Comparison, compare_files
+from inpaintflow.tasks.regression import REPORT_LINES, Comparison, compare_files
 
 DEPLOYMENT = "nightly-retrain"
 FLOW_NAME = "nightly-retrain"

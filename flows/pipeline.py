@@ -38,8 +38,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from inpaintflow.runtime import project_root
-from tasks.dvc import run_dvc
-from tasks.stages import lock_entry, paper_stages, parse_status, state_fingerprint
+from inpaintflow.tasks.dvc import run_dvc
+from inpaintflow.tasks.stages import lock_entry, paper_stages, parse_status, state_fingerprint
 
 
 def stage_state(stage: str, repo: Path) -> tuple[list[Any], str | None]:

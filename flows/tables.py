@@ -14,7 +14,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from inpaintflow.params import active_profile, load_entry, load_group, load_step, read_yaml
-from tasks.tables import (Experiment, code_commit, collect_provenance, package_versions, write_grid, write_paper,
+from inpaintflow.tasks.tables import (Experiment, code_commit, collect_provenance, package_versions, write_grid, write_paper,
                           write_provenance)
 
 # dvc.yaml: inpaint@NAME, blend@NAME and evaluate@NAME write under <root>/<paper>/NAME, with

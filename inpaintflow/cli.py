@@ -51,12 +51,12 @@ def _count(text: str) -> int | dict[str, int]:
 
 
 def _prepare(params, out: str) -> None:
-    from tasks.datasets import get_spec
-    from tasks.sources import check_source
+    from inpaintflow.tasks.datasets import get_spec
+    from inpaintflow.tasks.sources import check_source
 
     check_source(get_spec(params.dataset), params.source, params.sha256)  # before any flow starts
     _api()
-    from flows.data import prepare_dataset
+    from inpaintflow.flows.data import prepare_dataset
     from inpaintflow.runtime import with_task_runner
 
     with_task_runner(prepare_dataset)(params=params, out_dir=Path(out))
@@ -83,7 +83,7 @@ def cmd_data_stage(args) -> None:
 
 
 def cmd_data_list(args) -> None:
-    from tasks.datasets import DATASETS
+    from inpaintflow.tasks.datasets import DATASETS
 
     for spec in DATASETS.values():
         print(f"{spec.name:18s} {spec.kind:9s} splits: {', '.join(spec.splits):22s} {spec.description}")
@@ -93,14 +93,14 @@ def cmd_data_list(args) -> None:
 
 
 def cmd_masks_make(args) -> None:
-    from tasks.mask_sets import mask_jobs
-    from tasks.masks import parse_ratio_bin
+    from inpaintflow.tasks.mask_sets import mask_jobs
+    from inpaintflow.tasks.masks import parse_ratio_bin
 
     for text in args.ratio or []:
         parse_ratio_bin(text)
     mask_jobs(args.family, args.count, args.ratio)  # family and bins checked before any flow starts
     _api()
-    from flows.masks import make_mask_set
+    from inpaintflow.flows.masks import make_mask_set
     from inpaintflow.runtime import with_task_runner
 
     with_task_runner(make_mask_set)(family=args.family, size=args.size, count=args.count, bins=args.ratio or None,
@@ -108,12 +108,12 @@ def cmd_masks_make(args) -> None:
 
 
 def cmd_masks_import(args) -> None:
-    from tasks.masks import parse_ratio_bin
+    from inpaintflow.tasks.masks import parse_ratio_bin
 
     for text in args.ratio or []:
         parse_ratio_bin(text)
     _api()
-    from flows.masks import import_mask_set
+    from inpaintflow.flows.masks import import_mask_set
     from inpaintflow.runtime import with_task_runner
 
     with_task_runner(import_mask_set)(family=args.family, source=args.source, size=args.size, out_dir=Path(args.out),
@@ -125,11 +125,11 @@ def cmd_masks_stage(args) -> None:
 
     p = load_step("masks", args.name, Path(args.params))
     if p.family not in ("quickdraw", "nvidia"):
-        from tasks.mask_sets import mask_jobs
+        from inpaintflow.tasks.mask_sets import mask_jobs
 
         mask_jobs(p.family, p.count, p.bins)
     _api()
-    from flows.masks import import_mask_set, make_mask_set
+    from inpaintflow.flows.masks import import_mask_set, make_mask_set
     from inpaintflow.runtime import with_task_runner
 
     if p.family in ("quickdraw", "nvidia"):
@@ -141,7 +141,7 @@ def cmd_masks_stage(args) -> None:
 
 
 def cmd_masks_list(args) -> None:
-    from tasks.masks import FAMILIES
+    from inpaintflow.tasks.masks import FAMILIES
 
     for fam in FAMILIES.values():
         print(f"{fam.name:26s} {'fixed ratio' if fam.fixed_ratio else 'needs --ratio':13s} {fam.description}")
@@ -167,18 +167,18 @@ def _overrides(pairs: list[str] | None) -> dict:
 
 def _run_training(settings, resume) -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: every rank runs the engine itself
-        from tasks.train import train
+        from inpaintflow.tasks.train import train
 
         train(settings, resume=resume)
         return
     _api()
-    from flows.train import train_flow
+    from inpaintflow.flows.train import train_flow
 
     train_flow(settings=settings, resume=resume)
 
 
 def cmd_train(args) -> None:
-    from tasks.train import TrainSettings
+    from inpaintflow.tasks.train import TrainSettings
 
     settings = TrainSettings(
         model=args.model, data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size,
@@ -191,7 +191,7 @@ def cmd_train(args) -> None:
 
 def cmd_train_stage(args) -> None:
     from inpaintflow.params import load_step
-    from tasks.train import TrainSettings
+    from inpaintflow.tasks.train import TrainSettings
 
     p = load_step("train", args.name, Path(args.params))
     settings = TrainSettings(
@@ -216,13 +216,13 @@ def _device(name: str) -> str:
 
 def _inpaint(settings) -> None:
     _api()
-    from flows.inpaint import inpaint_flow
+    from inpaintflow.flows.inpaint import inpaint_flow
 
     inpaint_flow(settings=settings)
 
 
 def cmd_inpaint_run(args) -> None:
-    from tasks.inpaint import InpaintSettings
+    from inpaintflow.tasks.inpaint import InpaintSettings
 
     _inpaint(InpaintSettings(
         method=args.method, data_dir=Path(args.data), masks_dir=Path(args.masks), out_dir=Path(args.out),
@@ -234,7 +234,7 @@ def cmd_inpaint_run(args) -> None:
 def experiment_settings(name: str, out: Path, params_path: Path, device: str = "cpu"):
     """The InpaintSettings of params.yaml inpaint.NAME under the active profile."""
     from inpaintflow.params import load_entry, load_step
-    from tasks.inpaint import InpaintSettings
+    from inpaintflow.tasks.inpaint import InpaintSettings
 
     entry = load_entry("inpaint", name, params_path)
     p = load_step("inpaint", name, params_path)
@@ -257,7 +257,7 @@ def cmd_blend(args) -> None:
             raise FileNotFoundError(f"--experiment {args.experiment}: no inpaint.json (an unfinished or "
                                     f"missing inpaint run; dvc repro inpaint@NAME)")
         _api()
-        from flows.blend import blend_experiment_flow
+        from inpaintflow.flows.blend import blend_experiment_flow
 
         blend_experiment_flow(experiment=Path(args.experiment), out=Path(args.out))
         return
@@ -268,7 +268,7 @@ def cmd_blend(args) -> None:
         if not Path(getattr(args, flag)).is_dir():
             raise FileNotFoundError(f"--{flag} {getattr(args, flag)}: not a directory")
     _api()
-    from flows.blend import blend_flow
+    from inpaintflow.flows.blend import blend_flow
 
     blend_flow(generated=Path(args.generated), damaged=Path(args.damaged), masks=Path(args.masks),
                out=Path(args.out), operator=args.operator)
@@ -280,7 +280,7 @@ def cmd_evaluate(args) -> None:
 
         p = load_group("evaluate", Path(args.params))
         _api()
-        from flows.evaluate import evaluate_experiment_flow
+        from inpaintflow.flows.evaluate import evaluate_experiment_flow
         from inpaintflow.runtime import with_task_runner
 
         with_task_runner(evaluate_experiment_flow)(
@@ -295,7 +295,7 @@ def cmd_evaluate(args) -> None:
         if not Path(getattr(args, flag)).is_dir():
             raise FileNotFoundError(f"--{flag} {getattr(args, flag)}: not a directory")
     _api()
-    from flows.evaluate import evaluate_flow
+    from inpaintflow.flows.evaluate import evaluate_flow
     from inpaintflow.runtime import with_task_runner
 
     with_task_runner(evaluate_flow)(pred=Path(args.pred), gt=Path(args.gt), masks=Path(args.masks), out=Path(args.out),
@@ -304,18 +304,18 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_table(args) -> None:
-    from tasks.tables import check_paper
+    from inpaintflow.tasks.tables import check_paper
 
     check_paper(args.paper)
     _api()
-    from flows.tables import table_flow
+    from inpaintflow.flows.tables import table_flow
 
     table_flow(paper=args.paper, out=Path(args.out or f"results/{args.paper}"), params_path=Path(args.params),
                summary=Path(args.summary) if args.summary else None)
 
 
 def cmd_audit(args) -> None:
-    from tasks.audit import audit, render_report
+    from inpaintflow.tasks.audit import audit, render_report
 
     report = audit(Path(args.path), Path(args.params) if args.params else None, skip_status=args.skip_status)
     print(render_report(report), end="")
@@ -325,7 +325,7 @@ def cmd_audit(args) -> None:
 
 def cmd_pipeline(args) -> None:
     from inpaintflow.runtime import configure_environment, project_root
-    from tasks.stages import paper_stages
+    from inpaintflow.tasks.stages import paper_stages
 
     root = project_root()
     stages = paper_stages(args.paper, root / "params.yaml", root / "dvc.yaml")  # a bad paper fails here
@@ -336,7 +336,7 @@ def cmd_pipeline(args) -> None:
         return
     configure_environment(root)
     _api()  # one server for the flow and every stage's process
-    from flows.pipeline import paper_pipeline
+    from inpaintflow.flows.pipeline import paper_pipeline
 
     paper_pipeline(paper=args.paper, repo=root)
 
@@ -376,7 +376,7 @@ def cmd_schedule(args) -> None:
         _api()
     settings = load_group("nightly", params)
     if args.action == "show":  # Prefect's own schedule arithmetic; no server
-        from flows.nightly import DEPLOYMENT, next_runs
+        from inpaintflow.flows.nightly import DEPLOYMENT, next_runs
 
         try:
             after = dt.datetime.fromisoformat(args.after) if args.after else None
@@ -396,7 +396,7 @@ def cmd_schedule(args) -> None:
         return
     from prefect import serve
 
-    from flows.nightly import build_deployment
+    from inpaintflow.flows.nightly import build_deployment
 
     serve(build_deployment(params.resolve(), root))
 
@@ -483,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_parser("list", help="mask families").set_defaults(func=cmd_masks_list)
 
     train = sub.add_parser("train", help="train a paper's model").add_subparsers(dest="cmd", required=True)
-    from models import RECIPES
+    from inpaintflow.models import RECIPES
 
     for model in RECIPES:
         p = train.add_parser(model, help=f"train {model}")
@@ -616,7 +616,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         from inpaintflow.params import ParamsError
 
-        from tasks.train import TrainingError
+        from inpaintflow.tasks.train import TrainingError
 
         known = (ParamsError, ValueError, FileNotFoundError, TrainingError)
         kind = "" if isinstance(exc, known) else f"{type(exc).__name__}: "

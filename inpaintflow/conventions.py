@@ -187,7 +187,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file written by :func:`write_image` -> RGB ``uint8`` (H, W, 3).
 
     Only the project's own RGB PNGs are read here; foreign files go through
-    :func:`tasks.prepare.decode_to_rgb8`, which converts grayscale, alpha, palette and 16-bit.
+    :func:`inpaintflow.tasks.prepare.decode_to_rgb8`, which converts grayscale, alpha, palette and 16-bit.
     """
     path = Path(path)
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -208,7 +208,7 @@ def damage(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 def composite_uint8(output: np.ndarray, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """Known pixels from ``image``, hole pixels from ``output`` (uint8, (..., H, W, 3), mask
-    (..., H, W) 1 = hole). The file-level twin of ``models.common.compose``: the known pixels of
+    (..., H, W) 1 = hole). The file-level twin of ``inpaintflow.models.common.compose``: the known pixels of
     a saved result are the input's bytes, whatever a model's float round trip did to them."""
     return np.where(np.asarray(hole, dtype=bool)[..., None], output, image)
 

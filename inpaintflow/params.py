@@ -58,7 +58,7 @@ class DatasetParams(_Strict):
 
     @model_validator(mode="after")
     def _known_dataset(self) -> "DatasetParams":
-        from tasks.datasets import DATASETS  # local: registry imports cv2, params must stay light
+        from inpaintflow.tasks.datasets import DATASETS  # local: registry imports cv2, params must stay light
 
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(sorted(DATASETS))}")
@@ -89,7 +89,7 @@ class MaskSetParams(_Strict):
 
     @model_validator(mode="after")
     def _known_family(self) -> "MaskSetParams":
-        from tasks.masks import FAMILIES, parse_ratio_bin
+        from inpaintflow.tasks.masks import FAMILIES, parse_ratio_bin
 
         importers = ("quickdraw", "nvidia")
         if self.family not in FAMILIES and self.family not in importers:
@@ -124,7 +124,7 @@ class TrainParams(_Strict):
     @field_validator("model")
     @classmethod
     def _known_model(cls, v: str) -> str:
-        from models import RECIPES
+        from inpaintflow.models import RECIPES
 
         if v not in RECIPES:
             raise ValueError(f"unknown model {v!r}; known: {', '.join(RECIPES)}")
@@ -156,10 +156,10 @@ class TrainProfiled(Profiled):
 
     @model_validator(mode="after")
     def _code_matches_model(self) -> "TrainProfiled":
-        from models import RECIPES
+        from inpaintflow.models import RECIPES
 
         for profile in (self.demo, self.paper):
-            expected = RECIPES[profile.model][0].replace(".", "/") + ".py"
+            expected = RECIPES[profile.model][0].removeprefix("inpaintflow.").replace(".", "/") + ".py"
             if self.code != expected:
                 raise ValueError(f"code: {self.code!r} is not the file of model {profile.model!r} ({expected})")
         return self
@@ -233,7 +233,7 @@ class TableProfiled(_Strict):
 
 
 def _all_papers() -> list[str]:
-    from tasks.tables import PAPERS
+    from inpaintflow.tasks.tables import PAPERS
 
     return list(PAPERS)
 
@@ -241,7 +241,7 @@ def _all_papers() -> list[str]:
 class Tolerances(_Strict):
     """How far each metric may move the wrong way before a nightly run fails, in the metric's own
     units (tasks/metrics.py: mae on 0..255, mse on 0..255^2, l1 and l2 on [0, 1]); ``hole_<m>``
-    uses the tolerance of ``<m>``. Which way is wrong: tasks.metrics.HIGHER_IS_BETTER."""
+    uses the tolerance of ``<m>``. Which way is wrong: inpaintflow.tasks.metrics.HIGHER_IS_BETTER."""
 
     psnr: float = Field(default=0.5, ge=0, description="largest allowed drop, dB")
     ssim: float = Field(default=0.01, ge=0, description="largest allowed drop")
@@ -439,7 +439,7 @@ def _check_references(path: Path, raw: dict[str, Any]) -> None:
     for name, entry in (raw.get("inpaint") or {}).items():
         run = (raw.get("train") or {}).get(entry.get("run"), {})
         for profile in ("demo", "paper"):
-            from tasks.inpaint import FEED_FORWARD_MODELS, LATENT_MODELS
+            from inpaintflow.tasks.inpaint import FEED_FORWARD_MODELS, LATENT_MODELS
 
             method = (entry.get(profile) or {}).get("method")
             model = (run.get(profile) or {}).get("model")

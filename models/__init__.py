@@ -6,9 +6,9 @@ it imports no torch.
 """
 
 RECIPES: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "rmnet": ("models.rmnet", "RMNetRecipe", ("block3_conv3",)),        # paper 000
-    "dcgan": ("models.dcgan", "DCGANRecipe", ()),                       # papers 001, 002 baseline
-    "wgan-gp": ("models.wgan_gp", "WGANGPRecipe", ()),                  # paper 002
-    "regionwise": ("models.regionwise", "RegionwiseRecipe", ("pool1", "pool2", "pool3")),  # 003
-    "gla": ("models.gla", "GLARecipe", ()),                             # paper 004
+    "rmnet": ("inpaintflow.models.rmnet", "RMNetRecipe", ("block3_conv3",)),        # paper 000
+    "dcgan": ("inpaintflow.models.dcgan", "DCGANRecipe", ()),                       # papers 001, 002 baseline
+    "wgan-gp": ("inpaintflow.models.wgan_gp", "WGANGPRecipe", ()),                  # paper 002
+    "regionwise": ("inpaintflow.models.regionwise", "RegionwiseRecipe", ("pool1", "pool2", "pool3")),  # 003
+    "gla": ("inpaintflow.models.gla", "GLARecipe", ()),                             # paper 004
 }

@@ -131,7 +131,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from inpaintflow.conventions import to_known_is_one
-from models.common import StepContext, compose, count_parameters, masked_input, sn_conv2d
+from inpaintflow.models.common import StepContext, compose, count_parameters, masked_input, sn_conv2d
 
 PAPER_PARAMETERS_M = 8.71  # Table 4, "Proposed"
 

@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.common import load_state_dict_file
+from inpaintflow.models.common import load_state_dict_file
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -519,7 +519,7 @@ def download_inception_weights(dest_dir: str | os.PathLike, *, url: str = INCEPT
     is known, it runs without one and the prefix is checked here. A file that fails the check
     is deleted and :class:`tasks.download.ChecksumError` is raised, naming URL and file.
     """
-    from tasks.download import ChecksumError, UnverifiedDownloadWarning, download, file_digest
+    from inpaintflow.tasks.download import ChecksumError, UnverifiedDownloadWarning, download, file_digest
 
     dest = Path(dest_dir) / INCEPTION_WEIGHTS.file_name
     expected = INCEPTION_WEIGHTS.sha256_prefix

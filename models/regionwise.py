@@ -116,7 +116,7 @@ from einops import rearrange
 from torch import nn
 
 from inpaintflow.conventions import to_known_is_one
-from models.common import StepContext, compose, count_parameters, masked_input, sn_conv2d
+from inpaintflow.models.common import StepContext, compose, count_parameters, masked_input, sn_conv2d
 
 # ---------------------------------------------------------------------------------------------
 # helpers

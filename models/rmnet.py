@@ -109,7 +109,7 @@ from einops import rearrange
 from torch import nn
 
 from inpaintflow.conventions import to_known_is_one
-from models.common import StepContext, compose, count_parameters, eval_mode
+from inpaintflow.models.common import StepContext, compose, count_parameters, eval_mode
 
 PAPER_CRITIC_LR = 1e-12  # s4.2 and config.ini: freezes the critic in effect
 

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.common import load_state_dict_file, sha256_of
+from inpaintflow.models.common import load_state_dict_file, sha256_of
 
 # ---------------------------------------------------------------------------------------------
 # helpers

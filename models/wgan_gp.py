@@ -76,7 +76,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from models.common import StepContext, count_parameters, eval_mode
+from inpaintflow.models.common import StepContext, count_parameters, eval_mode
 
 
 @dataclass

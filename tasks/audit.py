@@ -29,7 +29,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from tasks.tables import PAPERS, PROVENANCE_FILE
+from inpaintflow.tasks.tables import PAPERS, PROVENANCE_FILE
 
 CODE_DIRTY = " + uncommitted changes"  # tasks/tables.py code_commit() appends it
 MAX_DIFF_LINES = 60                     # of one file's unified diff in the report
@@ -158,7 +158,7 @@ def _provenance_fix(findings: Iterable[Finding], paper: str) -> str:
 
 
 def check_provenance(target: Target, params_path: Path) -> CheckResult:
-    from tasks.tables import collect_provenance
+    from inpaintflow.tasks.tables import collect_provenance
 
     result = CheckResult("provenance")
     path = target.results / PROVENANCE_FILE
@@ -223,7 +223,7 @@ def status_findings(status: dict[str, Any]) -> list[Finding]:
 
 
 def check_status(target: Target) -> CheckResult:
-    from tasks.dvc import run_dvc
+    from inpaintflow.tasks.dvc import run_dvc
 
     stage = f"table@{target.paper}"
     result = CheckResult("dvc status", fix=f"`dvc repro {stage}` brings the stages and their outputs up to date "
@@ -308,7 +308,7 @@ def table_summary(root: Path, paper: str) -> Path | None:
 
 
 def check_recompute(target: Target, params_path: Path) -> CheckResult:
-    from flows.tables import render_tables
+    from inpaintflow.flows.tables import render_tables
 
     result = CheckResult("recompute", fix=f"the recorded files are not what the code renders from the versioned "
                                           f"scores: `dvc repro --force --single-item table@{target.paper}` "

@@ -155,7 +155,7 @@ class _VerifiedFuture:
 def retry_transient(task, task_run, state) -> bool:
     """Prefect ``retry_condition_fn``: retry a cut connection, never a checksum mismatch
     (the bytes would be the same wrong bytes) or a bad argument."""
-    from tasks.download import ChecksumError
+    from inpaintflow.tasks.download import ChecksumError
 
     try:
         state.result()

@@ -6,7 +6,7 @@ FID fits a Gaussian to the 2048-d pool3 features of each image set and measures
     d^2 = ||mu_1 - mu_2||^2 + Tr(Sigma_1 + Sigma_2 - 2 (Sigma_1 Sigma_2)^(1/2))
 
 (Heusel et al., eq. 6). Numbers are comparable with pytorch-fid's only because every convention
-is the same: its Inception weights (:mod:`models.inception`, which never downloads), RGB in
+is the same: its Inception weights (:mod:`inpaintflow.models.inception`, which never downloads), RGB in
 [0, 1] resized bilinearly to 299x299, covariances with ddof=1 (``np.cov``), and
 ``scipy.linalg.sqrtm`` with the same eps fallback. Neither paper states these conventions, and
 FID is biased upwards for small sets (the covariance of n < 2048 images is singular): always
@@ -28,7 +28,7 @@ import scipy.linalg
 import torch
 
 from inpaintflow.conventions import read_image
-from models.inception import load_fid_inception, resolve_inception_weights
+from inpaintflow.models.inception import load_fid_inception, resolve_inception_weights
 
 SQRTM_EPS = 1e-6  # pytorch-fid's diagonal offset for a singular covariance product
 IMAG_ATOL = 1e-3  # largest imaginary part on the diagonal of sqrtm treated as rounding noise
@@ -186,8 +186,8 @@ def fid_between_dirs(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     "count_gt": int}``: ``count`` images in ``pred_dir``, ``count_gt`` in ``gt_dir``; ``weights``
     names the file and the start of its sha256 ("" when none was used). ``fid`` is None, with
     the reason, when the weights cannot be found (see
-    :func:`models.inception.resolve_inception_weights`) or a folder has fewer than 2 images.
-    A weight file that is found but corrupt raises :class:`models.inception.InceptionWeightsError`.
+    :func:`inpaintflow.models.inception.resolve_inception_weights`) or a folder has fewer than 2 images.
+    A weight file that is found but corrupt raises :class:`inpaintflow.models.inception.InceptionWeightsError`.
     """
     pred_paths, gt_paths = list_pngs(pred_dir), list_pngs(gt_dir)
     result = {"fid": None, "reason": "", "weights": "", "count": len(pred_paths),

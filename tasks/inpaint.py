@@ -47,7 +47,7 @@ import torch
 from inpaintflow.conventions import (composite_uint8, damage, model_to_uint8, read_image, read_mask,
                                      uint8_to_model, write_bytes_atomic, write_csv_atomic, write_image,
                                      write_text_atomic)
-from tasks.caching import sha256_file
+from inpaintflow.tasks.caching import sha256_file
 
 FEED_FORWARD_MODELS = ("rmnet", "regionwise", "gla")
 LATENT_MODELS = {"yeh": "dcgan", "yeh-refine": "dcgan", "vitoria": "wgan-gp"}
@@ -192,7 +192,7 @@ def done(out_dir: Path, subdirs: Sequence[str], chunk: Sequence[Pair]) -> bool:
 
 
 def run_baselines(names: Sequence[str], out_dir: Path, pairs: Sequence[Pair], batch_size: int) -> dict[str, str]:
-    from tasks.baselines import BASELINES
+    from inpaintflow.tasks.baselines import BASELINES
 
     results = {}
     for name in names:
@@ -256,7 +256,7 @@ class InpaintSettings:
 
 
 def _load_model(settings: InpaintSettings, image_size: int, device: torch.device):
-    from tasks.train import rebuild_from_checkpoint
+    from inpaintflow.tasks.train import rebuild_from_checkpoint
 
     if not Path(settings.checkpoint).is_file():
         raise InpaintError(f"{settings.checkpoint}: no checkpoint (train the model first: dvc repro train@...)")
@@ -278,8 +278,8 @@ def _load_model(settings: InpaintSettings, image_size: int, device: torch.device
 def _latent_batch(settings: InpaintSettings, recipe: Any, chunk: Sequence[Pair], targets: np.ndarray,
                   holes: np.ndarray, device: torch.device) -> dict[str, np.ndarray]:
     """Paper 001 / 002 on one batch: every image its own z, optimised together."""
-    from tasks import latent
-    from tasks.poisson import blend_batch
+    from inpaintflow.tasks import latent
+    from inpaintflow.tasks.poisson import blend_batch
 
     images, masks = to_model(targets, holes, device)
     z0 = initial_latents(recipe, chunk, settings.seed).to(device)

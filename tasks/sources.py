@@ -12,8 +12,8 @@ from typing import Callable
 from urllib.parse import urlparse
 
 from inpaintflow.runtime import state_dir
-from tasks.datasets import DatasetSpec, RemoteFile
-from tasks.download import Checksum, ChecksumError, file_digest, safe_extract
+from inpaintflow.tasks.datasets import DatasetSpec, RemoteFile
+from inpaintflow.tasks.download import Checksum, ChecksumError, file_digest, safe_extract
 
 Fetch = Callable[[str, Path, Checksum | None], Path]
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")

@@ -551,7 +551,7 @@ def write_paper(paper: str, experiments: Sequence[Experiment], header_lines: Seq
         written.append(write_text_atomic(out_dir / f"{stem}.tex", render_latex(table, header_lines)))
         sections.append(md)
         summary[f"table-{table.id}"] = table.summary
-    from tasks.scores import round_floats
+    from inpaintflow.tasks.scores import round_floats
 
     written.append(write_text_atomic(out_dir / "README.md", "\n".join(sections)))
     written.append(write_text_atomic(summary_path or out_dir / "summary.json",

@@ -43,8 +43,8 @@ from torch import nn
 
 from inpaintflow.conventions import (model_to_uint8, read_image, uint8_to_model, write_bytes_atomic, write_image,
                                      write_text_atomic)
-from models import RECIPES
-from models.common import Recipe, StepContext, count_parameters
+from inpaintflow.models import RECIPES
+from inpaintflow.models.common import Recipe, StepContext, count_parameters
 
 MODELS = RECIPES
 
@@ -204,7 +204,7 @@ def build_recipe(settings: TrainSettings, cfg) -> tuple[Recipe, str]:
     recipe_cls = getattr(importlib.import_module(module_name), class_name)
     vgg, vgg_source = None, "not used"
     if vgg_layers:
-        from models.vgg import load_vgg19, resolve_vgg_weights
+        from inpaintflow.models.vgg import load_vgg19, resolve_vgg_weights
 
         path = resolve_vgg_weights(settings.vgg_weights)
         vgg = load_vgg19(path, layers=vgg_layers, allow_random=settings.allow_random_vgg)
@@ -292,11 +292,11 @@ def code_fingerprint(model: str) -> str:
     import hashlib
     import inspect
 
-    import models.common
-    import tasks.masks
+    import inpaintflow.models.common
+    import inpaintflow.tasks.masks
 
     h = hashlib.sha256()
-    for module in (importlib.import_module(MODELS[model][0]), models.common, tasks.masks,
+    for module in (importlib.import_module(MODELS[model][0]), inpaintflow.models.common, inpaintflow.tasks.masks,
                    importlib.import_module(__name__)):
         h.update(inspect.getsource(module).encode())
     return h.hexdigest()
@@ -396,7 +396,7 @@ class TrainResult:
 def _training_masks(recipe: Recipe, cfg, size: int, seed: int) -> tuple[np.random.Generator | None, Iterator | None]:
     if not recipe.mask_families:
         return None, None
-    from tasks.masks import training_masks
+    from inpaintflow.tasks.masks import training_masks
 
     rng = np.random.default_rng([seed, 7])  # one global stream; every rank draws the same masks
     return rng, training_masks(list(recipe.mask_families), size, rng, getattr(cfg, "train_mask_bin", None))

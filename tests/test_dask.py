@@ -36,7 +36,7 @@ def test_without_an_address_the_flows_keep_the_default_thread_runner(monkeypatch
 def test_the_address_is_read_when_the_flow_is_called(monkeypatch):
     from prefect_dask import DaskTaskRunner
 
-    from flows.masks import make_mask_set
+    from inpaintflow.flows.masks import make_mask_set
 
     monkeypatch.setenv(DASK_ADDRESS_ENV, "tcp://127.0.0.1:8786")
     runner = with_task_runner(make_mask_set).task_runner
@@ -78,9 +78,9 @@ def _experiment(dataset: Path, masks: Path, out: Path) -> Path:
 
 def _run_all(root: Path, shard: int) -> dict[str, Path]:
     """The data, masks and evaluate flows through ``with_task_runner``, as the CLI calls them."""
-    from flows.data import prepare_dataset
-    from flows.evaluate import evaluate_experiment_flow
-    from flows.masks import make_mask_set
+    from inpaintflow.flows.data import prepare_dataset
+    from inpaintflow.flows.evaluate import evaluate_experiment_flow
+    from inpaintflow.flows.masks import make_mask_set
 
     with_task_runner(prepare_dataset)(params=FACES, out_dir=root / "faces", shard_size=shard)
     with_task_runner(make_mask_set)(**MASKS, out_dir=root / "masks", shard_size=shard)
@@ -96,7 +96,7 @@ def _run_all(root: Path, shard: int) -> dict[str, Path]:
 def test_flows_on_a_dask_cluster_give_the_same_bytes(tmp_path, monkeypatch):
     from distributed import Client, LocalCluster, get_task_stream
 
-    from flows.data import prepare_dataset
+    from inpaintflow.flows.data import prepare_dataset
 
     monkeypatch.delenv(DASK_ADDRESS_ENV, raising=False)
     here = _run_all(tmp_path / "here", shard=100)  # one task per step, in this process's threads
@@ -149,7 +149,7 @@ def test_an_unreachable_scheduler_fails_the_flow_instead_of_running_here(tmp_pat
 
     import dask
 
-    from flows.masks import make_mask_set
+    from inpaintflow.flows.masks import make_mask_set
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))

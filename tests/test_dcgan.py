@@ -9,8 +9,8 @@ from contextlib import nullcontext
 import pytest
 import torch
 
-from models.common import StepContext
-from models.dcgan import (Config, DCGANRecipe, Discriminator, Generator, discriminator_loss,
+from inpaintflow.models.common import StepContext
+from inpaintflow.models.dcgan import (Config, DCGANRecipe, Discriminator, Generator, discriminator_loss,
                           generator_loss, layer_table)
 
 CPU = StepContext(step=0, autocast=nullcontext, device=torch.device("cpu"))

@@ -1,4 +1,4 @@
-"""tasks.download against a local HTTP server on 127.0.0.1 (tests/http_server.py); no internet."""
+"""inpaintflow.tasks.download against a local HTTP server on 127.0.0.1 (tests/http_server.py); no internet."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.download import (BadArchiveError, Checksum, ChecksumError, DownloadError,
+from inpaintflow.tasks.download import (BadArchiveError, Checksum, ChecksumError, DownloadError,
                             UnsafeArchiveError, UnverifiedDownloadWarning, download, file_digest,
                             part_path, safe_extract)
 

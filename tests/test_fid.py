@@ -14,14 +14,14 @@ import pytest
 import scipy.linalg
 import torch
 
-import tasks.fid as fid_module
+import inpaintflow.tasks.fid as fid_module
 from inpaintflow.conventions import write_image
-from models.inception import (BN_EPS, ENV_VAR, INCEPTION_WEIGHTS, NUM_STATE_KEYS, FIDInceptionV3,
+from inpaintflow.models.inception import (BN_EPS, ENV_VAR, INCEPTION_WEIGHTS, NUM_STATE_KEYS, FIDInceptionV3,
                               InceptionWeightsError, download_inception_weights,
                               expected_state_shapes, load_fid_inception, optional_state_keys,
                               resolve_inception_weights)
-from tasks.download import ChecksumError
-from tasks.fid import (FeatureStats, FIDError, activation_stats, fid_between_dirs,
+from inpaintflow.tasks.download import ChecksumError
+from inpaintflow.tasks.fid import (FeatureStats, FIDError, activation_stats, fid_between_dirs,
                        frechet_distance)
 
 # torchvision documents 27,161,264 parameters for inception_v3 (1000 classes, with AuxLogits).

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from models.common import StepContext, count_parameters
-from models.gla import (
+from inpaintflow.models.common import StepContext, count_parameters
+from inpaintflow.models.gla import (
     Config,
     ConvInsteadOfAttention,
     Discriminator,

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from models import dcgan, wgan_gp
-from tasks.latent import (REFINEMENT_MU, RefinementSettings, VitoriaSettings, YehSettings,
+from inpaintflow.models import dcgan, wgan_gp
+from inpaintflow.tasks.latent import (REFINEMENT_MU, RefinementSettings, VitoriaSettings, YehSettings,
                           context_weights, frozen, global_consensus_loss, gradient_loss,
                           image_gradients, inpaint_vitoria, inpaint_yeh,
                           inpainting_consensus_loss, perceptual_loss_from_logits,

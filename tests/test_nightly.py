@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.nightly import DEPLOYMENT, ENTRYPOINT, FLOW_NAME, RegressionError, build_deployment, next_runs
+from inpaintflow.flows.nightly import DEPLOYMENT, ENTRYPOINT, FLOW_NAME, RegressionError, build_deployment, next_runs
 from inpaintflow.cli import main
 from inpaintflow.params import ParamsError, load_group, validate_file
-from tasks.git import GitError
+from inpaintflow.tasks.git import GitError
 from test_dvc import REPO, TINY, copy_project, dvc
 
 UTC = dt.timezone.utc
@@ -34,9 +34,9 @@ def test_deployment_is_declared_alike_in_prefect_yaml_code_and_params():
 
     module, name = ENTRYPOINT.split(":")  # the entrypoint resolves to the flow
     assert (REPO / module).is_file()
-    import flows.nightly
+    import inpaintflow.flows.nightly
 
-    assert getattr(flows.nightly, name).name == FLOW_NAME
+    assert getattr(inpaintflow.flows.nightly, name).name == FLOW_NAME
 
     deployment = build_deployment(REPO / "params.yaml", REPO)
     assert (deployment.name, deployment.flow_name, deployment.entrypoint) == (DEPLOYMENT, FLOW_NAME, ENTRYPOINT)
@@ -170,7 +170,7 @@ def set_psnr(repo: Path, psnr: float) -> None:
 
 
 def test_flow_commits_on_the_date_branch_pushes_and_fails_on_a_regression(tmp_path, stage_env):
-    from flows.nightly import nightly_retrain
+    from inpaintflow.flows.nightly import nightly_retrain
 
     repo = fake_project(tmp_path / "repo", psnr=20.0)
     remote = repo / "dvc-remote"
@@ -207,7 +207,7 @@ def test_flow_commits_on_the_date_branch_pushes_and_fails_on_a_regression(tmp_pa
 
 
 def test_flow_refuses_uncommitted_code_or_params(tmp_path, stage_env):
-    from flows.nightly import nightly_retrain
+    from inpaintflow.flows.nightly import nightly_retrain
 
     repo = fake_project(tmp_path / "repo", psnr=20.0)
     set_psnr(repo, 21.0)  # results would be committed beside params they did not come from
@@ -234,7 +234,7 @@ NIGHTLY_TINY = {
 def test_nightly_run_on_the_demo_pipeline(tmp_path, stage_env, monkeypatch):
     """One paper of the tiny demo pipeline: retrained, committed on the date branch, pushed to
     the default remote; then a committed score that looks better makes the next run fail."""
-    from flows.nightly import nightly_retrain
+    from inpaintflow.flows.nightly import nightly_retrain
 
     repo = copy_project(tmp_path / "proj", NIGHTLY_TINY)
     monkeypatch.setenv("INPAINTFLOW_STATE_DIR", str(repo / ".inpaintflow"))

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.dvc import run_dvc
-from tasks.stages import PlanError, foreach_keys, paper_stages, parse_status
+from inpaintflow.tasks.dvc import run_dvc
+from inpaintflow.tasks.stages import PlanError, foreach_keys, paper_stages, parse_status
 from test_dvc import TINY, copy_project, dvc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -197,7 +197,7 @@ COPY = "python -c \"import shutil; shutil.copy('in.txt', 'out.txt')\""
 @pytest.mark.usefixtures("prefect_harness")
 @pytest.mark.filterwarnings("ignore:Logger 'prefect.task_runs' attempted to send logs")  # no flow run
 def test_stage_task_is_cached_only_while_dvc_says_up_to_date(tmp_path):
-    from flows.pipeline import repro_stage
+    from inpaintflow.flows.pipeline import repro_stage
 
     repo = _mini_repo(tmp_path / "repo", {"copy": {"cmd": COPY, "deps": ["in.txt"], "outs": ["out.txt"]}})
     (repo / "in.txt").write_text("one\n")
@@ -221,7 +221,7 @@ def test_stage_task_is_cached_only_while_dvc_says_up_to_date(tmp_path):
 @pytest.mark.slow  # 1-2 min: seven tiny stages, each a process that imports torch and prefect
 @pytest.mark.usefixtures("prefect_harness")
 def test_tiny_rmnet_pipeline_runs_then_is_a_noop_then_is_cached(tmp_path):
-    from flows.pipeline import paper_pipeline
+    from inpaintflow.flows.pipeline import paper_pipeline
 
     project = copy_project(tmp_path / "proj", TINY)
     expected = ["data@faces", "masks@free", "train@rm", "inpaint@rm-free", "blend@rm-free", "evaluate@rm-free",

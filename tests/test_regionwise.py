@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.common import StepContext
-from models.regionwise import (
+from inpaintflow.models.common import StepContext
+from inpaintflow.models.regionwise import (
     CA_LAYERS,
     Config,
     Discriminator,
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def random_vgg():
-    from models.vgg import load_vgg19
+    from inpaintflow.models.vgg import load_vgg19
 
     torch.manual_seed(0)
     return load_vgg19(None, layers=VGG_LAYERS, allow_random=True)
@@ -112,7 +112,7 @@ def test_preview_keeps_known_pixels_and_ignores_ground_truth_in_holes(random_vgg
 def test_config_survives_json_and_engine_overrides():
     cfg = Config.tiny()
     assert Config(**json.loads(json.dumps(asdict(cfg)))) == cfg  # checkpoints store it as JSON
-    from tasks.train import build_config
+    from inpaintflow.tasks.train import build_config
 
     yaml_layers = [list(row) for row in CA_LAYERS]  # as a params.yaml override would give them
     built = build_config("regionwise", True, {"d_channels": [8, 16, 16], "adv_warmup_steps": 7,
@@ -251,7 +251,7 @@ def test_recipe_interface_and_paper_optimiser(random_vgg):
     assert not any(p.requires_grad for p in recipe.nets["vgg"].parameters())
     for opt in recipe.optimizers.values():
         assert opt.defaults["lr"] == 1e-4 and opt.defaults["betas"] == (0.5, 0.9)
-    from tasks.masks import FAMILIES
+    from inpaintflow.tasks.masks import FAMILIES
 
     assert recipe.mask_families == ("regionwise-contiguous", "regionwise-discontiguous")
     assert all(f in FAMILIES for f in recipe.mask_families)

@@ -10,11 +10,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from models.common import StepContext, compose
-from models.rmnet import (PAPER_CRITIC_LR, Config, RMNetCritic, RMNetGenerator, RMNetRecipe,
+from inpaintflow.models.common import StepContext, compose
+from inpaintflow.models.rmnet import (PAPER_CRITIC_LR, Config, RMNetCritic, RMNetGenerator, RMNetRecipe,
                           generator_loss, masked_image, masked_prediction, reverse_mask,
                           reverse_mask_loss)
-from models.vgg import load_vgg19
+from inpaintflow.models.vgg import load_vgg19
 
 CPU = StepContext(step=0, autocast=contextlib.nullcontext, device=torch.device("cpu"))
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.prepare import prepare_items, synthetic_items, write_manifest
-from tasks.train import TrainSettings, TrainingError, batch_indices, load_checkpoint, train
+from inpaintflow.tasks.prepare import prepare_items, synthetic_items, write_manifest
+from inpaintflow.tasks.train import TrainSettings, TrainingError, batch_indices, load_checkpoint, train
 
 ALL_MODELS = ["rmnet", "dcgan", "wgan-gp", "regionwise", "gla"]
 
@@ -94,7 +94,7 @@ def test_resume_refuses_a_checkpoint_of_other_settings_unless_auto(faces, tmp_pa
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(faces, tmp_path, monkeypatch):
-    from models.dcgan import DCGANRecipe
+    from inpaintflow.models.dcgan import DCGANRecipe
 
     out = tmp_path / "run"
     train(settings(faces, out, "dcgan", steps=2))
@@ -139,11 +139,11 @@ def test_ddp_with_two_processes_matches_one_process_with_the_summed_batch(faces,
 
 @pytest.mark.parametrize("model", ["rmnet", "gla", "regionwise"])
 def test_inference_rebuilds_the_model_from_the_checkpoint_alone(faces, tmp_path, model):
-    from tasks.train import rebuild_from_checkpoint
+    from inpaintflow.tasks.train import rebuild_from_checkpoint
 
     result = train(settings(faces, tmp_path / "run", model, steps=2))
     recipe, cfg, saved = rebuild_from_checkpoint(result.checkpoint)
-    assert saved["model"] == model and type(cfg).__module__ == f"models.{model}"
+    assert saved["model"] == model and type(cfg).__module__ == f"inpaintflow.models.{model}"
     weights = load_checkpoint(result.checkpoint)["nets"]
     for name, net in recipe.nets.items():
         for key, value in net.state_dict().items():
@@ -166,7 +166,7 @@ def test_two_identical_runs_write_byte_identical_checkpoints(faces, tmp_path):
 
 
 def test_auto_resume_starts_over_when_the_model_code_changed(faces, tmp_path, monkeypatch):
-    import tasks.train as engine
+    import inpaintflow.tasks.train as engine
 
     out = tmp_path / "run"
     train(settings(faces, out, "dcgan", steps=2))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from models.vgg import (CAFFE_MEAN_BGR, CONV_NAMES, ENV_VAR, LAYER_PLAN, TORCHVISION_FILENAME,
+from inpaintflow.models.vgg import (CAFFE_MEAN_BGR, CONV_NAMES, ENV_VAR, LAYER_PLAN, TORCHVISION_FILENAME,
                         VGG19Features, VGGWeightsError, caffe_preprocess, convs_needed, load_vgg19,
                         resolve_vgg_weights, torchvision_preprocess)
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-import models.wgan_gp as wgan_gp
-from models.common import StepContext
-from models.wgan_gp import (Config, Critic, Generator, LayerNorm2d, WGANGPRecipe,
+import inpaintflow.models.wgan_gp as wgan_gp
+from inpaintflow.models.common import StepContext
+from inpaintflow.models.wgan_gp import (Config, Critic, Generator, LayerNorm2d, WGANGPRecipe,
                             channel_multipliers, critic_loss, generator_loss, gradient_penalty,
                             random_hflip)
 
