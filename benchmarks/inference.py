@@ -4,7 +4,7 @@
    factorisation per image, a batch sharing one mask, and cv2.seamlessClone (benchmarks/poisson.py).
 2. Batched latent optimisation (every image its own z, optimised together) against a
    per-image loop, images/s (benchmarks/latent.py).
-3. Metrics throughput: inpaintflow.tasks.metrics (all 12 metrics, batched torch) against a per-image
+3. Metrics throughput: inpaintflow.tasks.evaluate.metrics (all 12 metrics, batched torch) against a per-image
    scikit-image SSIM + numpy loop (benchmarks/metrics.py).
 
     python benchmarks/inference.py

@@ -3,7 +3,7 @@
     python benchmarks/latent.py                          # tiny DCGAN, 64 images, 50 steps
     python benchmarks/latent.py --config default --images 16 --steps 10
 
-Both sides run ``inpaintflow.tasks.latent.inpaint_yeh`` (paper 001's first pass: weighted context loss,
+Both sides run ``inpaintflow.tasks.inpaint.latent.inpaint_yeh`` (paper 001's first pass: weighted context loss,
 log(1 - D) through the DCGAN discriminator, Adam on z, clipping) on the same images, holes
 and initial z's: once as one batch, once image by image. Prints images/s (images through all
 steps), the ratio, and the largest difference between the two runs' z's (the batched run must
@@ -34,8 +34,8 @@ import time
 import torch
 
 from inpaintflow.models import dcgan
-from inpaintflow.tasks.latent import YehSettings, inpaint_yeh
-from inpaintflow.tasks.masks import make_mask
+from inpaintflow.tasks.inpaint.latent import YehSettings, inpaint_yeh
+from inpaintflow.tasks.masks.generators import make_mask
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Metrics throughput: batched torch (inpaintflow.tasks.metrics) against a per-image scikit-image loop.
+"""Metrics throughput: batched torch (inpaintflow.tasks.evaluate.metrics) against a per-image scikit-image loop.
 
     python benchmarks/metrics.py
 
@@ -18,7 +18,7 @@ import torch
 from skimage.metrics import structural_similarity
 
 from timing import best_of
-from inpaintflow.tasks.metrics import image_metrics
+from inpaintflow.tasks.evaluate.metrics import image_metrics
 
 N_IMAGES = 64
 SIZE = 256
@@ -62,7 +62,7 @@ def main() -> None:
     t_ours = best_of(ours)
     t_ref = best_of(skimage_loop)
     print(f"metrics on {N_IMAGES} RGB {SIZE}x{SIZE} pairs, torch and cv2 threads = 1 (fair single-core comparison)")
-    print(f"  inpaintflow.tasks.metrics.image_metrics, batch {BATCH}, all 12 metrics : {N_IMAGES / t_ours:8.1f} images/s")
+    print(f"  inpaintflow.tasks.evaluate.metrics.image_metrics, batch {BATCH}, all 12 metrics : {N_IMAGES / t_ours:8.1f} images/s")
     print(f"  per-image skimage SSIM + numpy MAE/MSE/PSNR (6 fewer)     : {N_IMAGES / t_ref:8.1f} images/s")
     print(f"  ratio (ours / skimage loop)                               : {t_ref / t_ours:8.2f}x")
 

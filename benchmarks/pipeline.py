@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from inpaintflow.conventions import write_text_atomic  # noqa: E402
-from inpaintflow.tasks.dvc import run_dvc  # noqa: E402
+from inpaintflow.tasks.pipeline.dvc import run_dvc  # noqa: E402
 
 TARGETS = {"full_s": 15 * 60.0, "noop_s": 3.0}
 STAGE_LINE = re.compile(r"Running stage '([^']+)'")

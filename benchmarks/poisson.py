@@ -1,14 +1,14 @@
-"""Poisson blending speed: inpaintflow.tasks.poisson against cv2.seamlessClone, per image.
+"""Poisson blending speed: inpaintflow.tasks.blend.poisson against cv2.seamlessClone, per image.
 
     python benchmarks/poisson.py
 
 For 64x64 and 256x256 images with a centred square hole of 10 %, 30 % and 50 % (interior, so
 cv2 runs): milliseconds per image for
-  fresh   inpaintflow.tasks.poisson.poisson_blend: assemble, factorise (SuperLU) and solve for every image
-  batch   inpaintflow.tasks.poisson.blend_batch on 16 images sharing one mask: one factorisation, amortised
+  fresh   inpaintflow.tasks.blend.poisson.poisson_blend: assemble, factorise (SuperLU) and solve for every image
+  batch   inpaintflow.tasks.blend.poisson.blend_batch on 16 images sharing one mask: one factorisation, amortised
   3x3     as fresh, with paper 001's 3x3 operator (denser matrix)
   cv2     cv2.seamlessClone(NORMAL_CLONE), one thread (a DST solve on the mask's bounding box;
-          it solves a different discretisation, see tasks/poisson.py)
+          it solves a different discretisation, see tasks/blend/poisson.py)
 and the ratios against cv2. Best of three runs; SuperLU is single-threaded too.
 """
 
@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from inpaintflow.conventions import damage
-from inpaintflow.tasks.poisson import blend_batch, poisson_blend
+from inpaintflow.tasks.blend.poisson import blend_batch, poisson_blend
 
 SIZES = (64, 256)
 HOLE_RATIOS = (0.1, 0.3, 0.5)

@@ -2,7 +2,7 @@
 
     python benchmarks/run.py            (or: make bench)
 
-1. Dataset resize: inpaintflow.tasks.prepare (cv2 INTER_AREA on decoded arrays) against a naive PIL loop
+1. Dataset resize: inpaintflow.tasks.data.prepare (cv2 INTER_AREA on decoded arrays) against a naive PIL loop
    (open, convert, resize with Image.BOX, save) over the same JPEG files, as images/s and ratio.
 2. Mask generation: masks/s for every family at 256x256 (binned families in a paper bin), and
    the ratio against the fastest fixed pattern as a scale.
@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image
 
 from timing import best_of
-from inpaintflow.tasks.masks import FAMILIES, make_mask
-from inpaintflow.tasks.prepare import crop_image, decode_to_rgb8, resize_image
+from inpaintflow.tasks.masks.generators import FAMILIES, make_mask
+from inpaintflow.tasks.data.prepare import crop_image, decode_to_rgb8, resize_image
 from inpaintflow.conventions import encode_image_png
 
 

@@ -25,8 +25,8 @@ from inpaintflow.models import RECIPES
 
 def measure(model: str, size: int, batch: int, steps: int, warmup: int, optimised: bool) -> dict:
     from inpaintflow.models.common import StepContext
-    from inpaintflow.tasks.masks import training_masks
-    from inpaintflow.tasks.train import Runtime, build_config, build_recipe, prepare_nets, TrainSettings
+    from inpaintflow.tasks.masks.generators import training_masks
+    from inpaintflow.tasks.train.engine import Runtime, build_config, build_recipe, prepare_nets, TrainSettings
 
     import numpy as np
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from inpaintflow.tasks.poisson import blend_dirs, blend_experiment
+from inpaintflow.tasks.blend.poisson import blend_dirs, blend_experiment
 
 
 @task(cache_policy=NO_CACHE)

@@ -1,7 +1,7 @@
 """Prefect flow: prepare one dataset (``inpaintflow data prepare``, DVC stage ``data``).
 
 source -> (download, extract) -> items -> shards of decode/crop/resize/write -> manifest.
-Shards are cached on the bytes of their input files (tasks/caching.py), so a rerun with nothing
+Shards are cached on the bytes of their input files (tasks/pipeline/caching.py), so a rerun with nothing
 changed completes from cache and an interrupted run redoes only unfinished shards. Shards are
 tasks submitted together: threads here, or the Dask cluster that ``INPAINTFLOW_DASK_ADDRESS``
 names (:func:`inpaintflow.runtime.task_runner`). Each image depends on its item alone (a
@@ -17,41 +17,27 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-import inpaintflow.conventions
-import inpaintflow.tasks.prepare
-import inpaintflow.tasks.synthetic_faces
+from inpaintflow import conventions
+from inpaintflow.tasks.data import prepare, synthetic_faces
+from inpaintflow.flows.fetch import clear_manifest, fetch_file
 from inpaintflow.params import DatasetParams
-from inpaintflow.tasks.caching import content_key, outputs_intact, retry_transient, run_verified, verified_results
-from inpaintflow.tasks.datasets import get_spec
-from inpaintflow.tasks.download import Checksum, download
-from inpaintflow.tasks.prepare import SourceItem
-from inpaintflow.tasks.sources import resolve_source
+from inpaintflow.tasks.pipeline.caching import content_key, outputs_intact, run_verified, verified_results
+from inpaintflow.tasks.data.datasets import get_spec
+from inpaintflow.tasks.data.prepare import SourceItem
+from inpaintflow.tasks.data.sources import resolve_source
 
 
-@task(retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=retry_transient, cache_policy=NO_CACHE)
-def fetch_file(url: str, dest: Path, checksum: Checksum | None) -> Path:
-    """Download with resume; a cut connection keeps the .part and the retry continues it."""
-    return download(url, dest, checksum)
-
-
-@task(cache_key_fn=content_key(code=[inpaintflow.tasks.prepare, inpaintflow.tasks.synthetic_faces, inpaintflow.conventions],
+@task(cache_key_fn=content_key(code=[prepare, synthetic_faces, conventions],
                                keep_paths=["out_dir"]),
       persist_result=True)
 def prepare_shard(items: list[SourceItem], crop: str, size: int, seed: int, out_dir: Path) -> list[dict[str, Any]]:
-    return inpaintflow.tasks.prepare.prepare_items(items, crop=crop, size=size, seed=seed, out_dir=out_dir)
+    return prepare.prepare_items(items, crop=crop, size=size, seed=seed, out_dir=out_dir)
 
 
 @task(cache_policy=NO_CACHE)
 def write_manifest(out_dir: Path, rows: list[dict[str, Any]], skipped: list[dict[str, str]],
                    info: dict[str, Any]) -> Path:
-    return inpaintflow.tasks.prepare.write_manifest(out_dir, rows, skipped, info)
-
-
-def clear_manifest(out_dir: Path) -> None:
-    """A manifest marks a complete output folder: there is none while a rebuild is under way."""
-    stale = Path(out_dir) / "manifest.csv"
-    if stale.exists():
-        stale.unlink()
+    return prepare.write_manifest(out_dir, rows, skipped, info)
 
 
 @flow(name="prepare-dataset", log_prints=True)
@@ -64,16 +50,16 @@ def prepare_dataset(params: DatasetParams, out_dir: Path, shard_size: int = 200)
 
     skipped: list[dict[str, str]] = []
     if spec.kind == "generated":
-        items = inpaintflow.tasks.prepare.synthetic_items(params.count, params.seed)
+        items = prepare.synthetic_items(params.count, params.seed)
     else:
         root = resolve_source(spec, params.source, params.sha256,
                               fetch=lambda url, dest, checksum: fetch_file(url, dest, checksum))
         if isinstance(root, dict):
-            items = inpaintflow.tasks.prepare.per_split_items(root, params.count)
+            items = prepare.per_split_items(root, params.count)
         else:
-            items, skipped = inpaintflow.tasks.prepare.folder_items(root, spec, split_rule, params.count)
+            items, skipped = prepare.folder_items(root, spec, split_rule, params.count)
 
-    shards = inpaintflow.tasks.prepare.shard(items, shard_size)
+    shards = prepare.shard(items, shard_size)
     print(f"{spec.name}: {len(items)} images in {len(shards)} shards -> {out_dir}")
     futures = [run_verified(prepare_shard, lambda rows: outputs_intact([r for r in rows if "reason" not in r], out_dir),
                             items=s, crop=spec.crop, size=params.size, seed=params.seed, out_dir=out_dir)

@@ -1,6 +1,6 @@
 """Prefect flows: score results from disk (``inpaintflow evaluate``, DVC stage ``evaluate``).
 
-Metric definitions live in tasks/metrics.py alone; these flows only pair files and write tables.
+Metric definitions live in tasks/evaluate/metrics.py alone; these flows only pair files and write tables.
 Each result directory is scored in chunks of images, one task per chunk, submitted together
 with the FID tasks so that a Dask task runner (``INPAINTFLOW_DASK_ADDRESS``,
 :func:`inpaintflow.runtime.task_runner`) spreads them over its workers. The flow gathers the
@@ -20,9 +20,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
-from inpaintflow.tasks.evaluate import EvaluationError, plan_scoring, score_images, write_scores
-from inpaintflow.tasks.fid import fid_between_dirs
-from inpaintflow.tasks.scores import read_experiment, scored_results, slug, write_metrics
+from inpaintflow.tasks.evaluate.scoring import EvaluationError, plan_scoring, score_images, write_scores
+from inpaintflow.tasks.evaluate.fid import fid_between_dirs
+from inpaintflow.tasks.evaluate.scores import read_experiment, scored_results, slug, write_metrics
 
 CHUNK_SIZE = 256  # images per scoring task: a few seconds of CPU at 256 px, few tasks per set
 

@@ -2,7 +2,7 @@
 
 One task: inpainting a test split is one logical step with one output directory. It is not
 cached by Prefect (the DVC stage guards it) and not retried; a killed run resumes batch by
-batch from the results already on disk (tasks/inpaint.py).
+batch from the results already on disk (tasks/inpaint/batch.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from inpaintflow.tasks.inpaint import InpaintSettings, run_experiment
+from inpaintflow.tasks.inpaint.batch import InpaintSettings, run_experiment
 
 
 @task(cache_policy=NO_CACHE, retries=0)

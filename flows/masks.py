@@ -13,40 +13,38 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-import inpaintflow.conventions
-import inpaintflow.tasks.mask_import
-import inpaintflow.tasks.mask_sets
-import inpaintflow.tasks.masks
-from inpaintflow.flows.data import clear_manifest, fetch_file
-from inpaintflow.tasks.caching import content_key, outputs_intact, run_verified, verified_results
-from inpaintflow.tasks.datasets import DatasetSpec
-from inpaintflow.tasks.mask_import import iter_mask_files
-from inpaintflow.tasks.sources import resolve_source
+from inpaintflow import conventions
+from inpaintflow.tasks.masks import generators, importers, sets
+from inpaintflow.flows.fetch import clear_manifest, fetch_file
+from inpaintflow.tasks.pipeline.caching import content_key, outputs_intact, run_verified, verified_results
+from inpaintflow.tasks.data.datasets import DatasetSpec
+from inpaintflow.tasks.masks.importers import iter_mask_files
+from inpaintflow.tasks.data.sources import resolve_source
 
-_MASK_CODE = [inpaintflow.tasks.masks, inpaintflow.tasks.mask_sets, inpaintflow.conventions]
+_MASK_CODE = [generators, sets, conventions]
 
 
 @task(cache_key_fn=content_key(code=_MASK_CODE, keep_paths=["out_dir"]), persist_result=True)
 def make_mask_shard(family: str, size: int, seed: int, jobs: list[tuple[int, str | None]],
                     out_dir: Path) -> list[dict[str, Any]]:
-    return inpaintflow.tasks.mask_sets.make_masks(family, size, seed, jobs, out_dir)
+    return sets.make_masks(family, size, seed, jobs, out_dir)
 
 
-@task(cache_key_fn=content_key(code=[*_MASK_CODE, inpaintflow.tasks.mask_import]), persist_result=True)
+@task(cache_key_fn=content_key(code=[*_MASK_CODE, importers]), persist_result=True)
 def scan_mask_shard(family: str, files: list[Path], size: int, root: Path) -> list[dict[str, Any]]:
-    return inpaintflow.tasks.mask_sets.scan_imports(family, files, size, root)
+    return sets.scan_imports(family, files, size, root)
 
 
 @task(cache_policy=NO_CACHE)
 def write_imported_masks(family: str, selected: list[tuple[str, str]], size: int, root: Path,
                          out_dir: Path, start: int) -> list[dict[str, Any]]:
-    return inpaintflow.tasks.mask_sets.write_imported(family, selected, size, root, out_dir, start)
+    return sets.write_imported(family, selected, size, root, out_dir, start)
 
 
 @task(cache_policy=NO_CACHE)
 def write_mask_manifest(out_dir: Path, rows: list[dict[str, Any]], skipped: list[dict[str, str]],
                         info: dict[str, Any]) -> Path:
-    return inpaintflow.tasks.mask_sets.write_mask_manifest(out_dir, rows, skipped, info)
+    return sets.write_mask_manifest(out_dir, rows, skipped, info)
 
 
 @flow(name="make-masks", log_prints=True)
@@ -54,7 +52,7 @@ def make_mask_set(family: str, size: int, count: int, bins: list[str] | None, se
                   out_dir: Path, shard_size: int = 250) -> Path:
     out_dir = Path(out_dir).resolve()
     clear_manifest(out_dir)
-    jobs = inpaintflow.tasks.mask_sets.mask_jobs(family, count, bins)
+    jobs = sets.mask_jobs(family, count, bins)
     shards = [jobs[i:i + shard_size] for i in range(0, len(jobs), shard_size)]
     print(f"{family}: {len(jobs)} masks {size}x{size}, bins {bins or 'fixed'}, seed {seed} -> {out_dir}")
     futures = [run_verified(make_mask_shard, lambda rows: outputs_intact(rows, out_dir),
@@ -71,7 +69,7 @@ def import_mask_set(family: str, source: str, size: int, out_dir: Path, bins: li
     out_dir = Path(out_dir).resolve()
     clear_manifest(out_dir)
     spec = DatasetSpec(name=family, description=f"{family} masks", kind="local", crop="none", splits={},
-                       obtain=inpaintflow.tasks.mask_sets.IMPORT_OBTAIN[family])
+                       obtain=sets.IMPORT_OBTAIN[family])
     root = resolve_source(spec, source, sha256, fetch=lambda url, dest, c: fetch_file(url, dest, c))
     files = iter_mask_files(root)
     if not files:
@@ -79,7 +77,7 @@ def import_mask_set(family: str, source: str, size: int, out_dir: Path, bins: li
     futures = [scan_mask_shard.submit(family, files[i:i + shard_size], size, root)
                for i in range(0, len(files), shard_size)]
     scanned = [row for f in futures for row in f.result()]
-    selected, skipped = inpaintflow.tasks.mask_sets.select_imported(scanned, bins, count)
+    selected, skipped = sets.select_imported(scanned, bins, count)
     futures = [write_imported_masks.submit(family, selected[i:i + shard_size], size, root, out_dir, i)
                for i in range(0, len(selected), shard_size)]
     rows = [row for f in futures for row in f.result()]

@@ -6,13 +6,13 @@ One run, in the DVC + git repository ``repo``, with the settings of params.yaml 
    log line, when there is none or it is empty), so that unchanged stages are not rerun;
 2. ``dvc repro table@<paper>`` for each paper, one after another;
 3. every experiment's ``runs/metrics/<paper>/<experiment>.json`` against the last commit's,
-   metric by metric, direction-aware, with the per-metric tolerances (tasks/regression.py);
+   metric by metric, direction-aware, with the per-metric tolerances (tasks/tables/regression.py);
 4. within tolerance: ``dvc push`` (when there is a remote and ``push`` is on), then commit
    dvc.lock and the git-tracked outputs on the branch ``<branch_prefix><date>``; otherwise the
    run fails with a report of every metric that moved too far.
 
 The date is the day of the run's scheduled start in the schedule's time zone (``date``
-overrides it). Every DVC command goes through inpaintflow.tasks.dvc.run_dvc, one at a time per repository.
+overrides it). Every DVC command goes through inpaintflow.tasks.pipeline.dvc.run_dvc, one at a time per repository.
 The deployment is declared twice, here (:func:`build_deployment`, `inpaintflow schedule serve`)
 and in prefect.yaml (`prefect deploy`); tests/test_nightly.py checks that both agree.
 """
@@ -31,13 +31,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.schedules import Cron
 
-from inpaintflow.flows.tables import metrics_file
+from inpaintflow.tasks.tables.render import metrics_file
 from inpaintflow.params import NightlyParams, active_profile, load_entry, load_group, read_yaml
-from inpaintflow.tasks import git as gitops
-from inpaintflow.tasks.dvc import run_dvc
-from inpaintflow.tasks.nightly import (LOCK_FILE, Remote, check_date, commit_message, commit_paths, default_remote,
+from inpaintflow.tasks.pipeline import git as gitops
+from inpaintflow.tasks.pipeline.dvc import run_dvc
+from inpaintflow.tasks.pipeline.nightly import (LOCK_FILE, Remote, check_date, commit_message, commit_paths, default_remote,
                            is_empty_dir, lock_outputs, pipeline_owned, run_date)
-from inpaintflow.tasks.regression import REPORT_LINES, Comparison, compare_files
+from inpaintflow.tasks.tables.regression import REPORT_LINES, Comparison, compare_files
 
 DEPLOYMENT = "nightly-retrain"
 FLOW_NAME = "nightly-retrain"

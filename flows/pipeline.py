@@ -1,8 +1,8 @@
 """Prefect flow: one paper's whole pipeline (``inpaintflow pipeline PAPER``).
 
 The same stages as ``dvc repro table@<paper>``, for users who drive runs from Prefect: one task
-per DVC stage (tasks/stages.py plans them from params.yaml and dvc.yaml), run one after another,
-each as ``dvc repro --single-item <stage>`` through tasks/dvc.py ``run_dvc``, which holds the
+per DVC stage (tasks/pipeline/stages.py plans them from params.yaml and dvc.yaml), run one after another,
+each as ``dvc repro --single-item <stage>`` through tasks/pipeline/dvc.py ``run_dvc``, which holds the
 repository's lock (DVC allows one repro per repository; a nightly run or a user's own ``dvc`` in
 another process waits its turn instead of failing). DVC stays the judge of what is stale and
 records every run in dvc.lock, so ``dvc status`` and ``dvc repro`` agree with this flow.
@@ -38,8 +38,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from inpaintflow.runtime import project_root
-from inpaintflow.tasks.dvc import run_dvc
-from inpaintflow.tasks.stages import lock_entry, paper_stages, parse_status, state_fingerprint
+from inpaintflow.tasks.pipeline.dvc import run_dvc
+from inpaintflow.tasks.pipeline.stages import lock_entry, paper_stages, parse_status, state_fingerprint
 
 
 def stage_state(stage: str, repo: Path) -> tuple[list[Any], str | None]:

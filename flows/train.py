@@ -12,7 +12,7 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from inpaintflow.tasks.train import TrainSettings, train
+from inpaintflow.tasks.train.engine import TrainSettings, train
 
 
 @task(cache_policy=NO_CACHE, retries=0)

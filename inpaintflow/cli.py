@@ -51,8 +51,8 @@ def _count(text: str) -> int | dict[str, int]:
 
 
 def _prepare(params, out: str) -> None:
-    from inpaintflow.tasks.datasets import get_spec
-    from inpaintflow.tasks.sources import check_source
+    from inpaintflow.tasks.data.datasets import get_spec
+    from inpaintflow.tasks.data.sources import check_source
 
     check_source(get_spec(params.dataset), params.source, params.sha256)  # before any flow starts
     _api()
@@ -73,17 +73,20 @@ def cmd_data_prepare(args) -> None:
     except ValidationError as err:
         raise ValueError("; ".join(f"--{'.'.join(map(str, e['loc'])) or 'dataset'}: {e['msg']}"
                                    for e in err.errors())) from None
+    from inpaintflow.tasks.pipeline.checked_params import check_dataset
+
+    check_dataset(params)
     _prepare(params, args.out)
 
 
 def cmd_data_stage(args) -> None:
-    from inpaintflow.params import load_step
+    from inpaintflow.tasks.pipeline.checked_params import load_step
 
     _prepare(load_step("data", args.name, Path(args.params)), args.out)
 
 
 def cmd_data_list(args) -> None:
-    from inpaintflow.tasks.datasets import DATASETS
+    from inpaintflow.tasks.data.datasets import DATASETS
 
     for spec in DATASETS.values():
         print(f"{spec.name:18s} {spec.kind:9s} splits: {', '.join(spec.splits):22s} {spec.description}")
@@ -93,8 +96,8 @@ def cmd_data_list(args) -> None:
 
 
 def cmd_masks_make(args) -> None:
-    from inpaintflow.tasks.mask_sets import mask_jobs
-    from inpaintflow.tasks.masks import parse_ratio_bin
+    from inpaintflow.tasks.masks.sets import mask_jobs
+    from inpaintflow.tasks.masks.generators import parse_ratio_bin
 
     for text in args.ratio or []:
         parse_ratio_bin(text)
@@ -108,7 +111,7 @@ def cmd_masks_make(args) -> None:
 
 
 def cmd_masks_import(args) -> None:
-    from inpaintflow.tasks.masks import parse_ratio_bin
+    from inpaintflow.tasks.masks.generators import parse_ratio_bin
 
     for text in args.ratio or []:
         parse_ratio_bin(text)
@@ -121,11 +124,11 @@ def cmd_masks_import(args) -> None:
 
 
 def cmd_masks_stage(args) -> None:
-    from inpaintflow.params import load_step
+    from inpaintflow.tasks.pipeline.checked_params import load_step
 
     p = load_step("masks", args.name, Path(args.params))
     if p.family not in ("quickdraw", "nvidia"):
-        from inpaintflow.tasks.mask_sets import mask_jobs
+        from inpaintflow.tasks.masks.sets import mask_jobs
 
         mask_jobs(p.family, p.count, p.bins)
     _api()
@@ -141,7 +144,7 @@ def cmd_masks_stage(args) -> None:
 
 
 def cmd_masks_list(args) -> None:
-    from inpaintflow.tasks.masks import FAMILIES
+    from inpaintflow.tasks.masks.generators import FAMILIES
 
     for fam in FAMILIES.values():
         print(f"{fam.name:26s} {'fixed ratio' if fam.fixed_ratio else 'needs --ratio':13s} {fam.description}")
@@ -167,7 +170,7 @@ def _overrides(pairs: list[str] | None) -> dict:
 
 def _run_training(settings, resume) -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun: every rank runs the engine itself
-        from inpaintflow.tasks.train import train
+        from inpaintflow.tasks.train.engine import train
 
         train(settings, resume=resume)
         return
@@ -178,7 +181,7 @@ def _run_training(settings, resume) -> None:
 
 
 def cmd_train(args) -> None:
-    from inpaintflow.tasks.train import TrainSettings
+    from inpaintflow.tasks.train.engine import TrainSettings
 
     settings = TrainSettings(
         model=args.model, data=args.data, out=args.out, steps=args.steps, batch_size=args.batch_size,
@@ -190,8 +193,8 @@ def cmd_train(args) -> None:
 
 
 def cmd_train_stage(args) -> None:
-    from inpaintflow.params import load_step
-    from inpaintflow.tasks.train import TrainSettings
+    from inpaintflow.tasks.pipeline.checked_params import load_step
+    from inpaintflow.tasks.train.engine import TrainSettings
 
     p = load_step("train", args.name, Path(args.params))
     settings = TrainSettings(
@@ -222,7 +225,7 @@ def _inpaint(settings) -> None:
 
 
 def cmd_inpaint_run(args) -> None:
-    from inpaintflow.tasks.inpaint import InpaintSettings
+    from inpaintflow.tasks.inpaint.batch import InpaintSettings
 
     _inpaint(InpaintSettings(
         method=args.method, data_dir=Path(args.data), masks_dir=Path(args.masks), out_dir=Path(args.out),
@@ -233,8 +236,8 @@ def cmd_inpaint_run(args) -> None:
 
 def experiment_settings(name: str, out: Path, params_path: Path, device: str = "cpu"):
     """The InpaintSettings of params.yaml inpaint.NAME under the active profile."""
-    from inpaintflow.params import load_entry, load_step
-    from inpaintflow.tasks.inpaint import InpaintSettings
+    from inpaintflow.tasks.pipeline.checked_params import load_entry, load_step
+    from inpaintflow.tasks.inpaint.batch import InpaintSettings
 
     entry = load_entry("inpaint", name, params_path)
     p = load_step("inpaint", name, params_path)
@@ -304,7 +307,7 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_table(args) -> None:
-    from inpaintflow.tasks.tables import check_paper
+    from inpaintflow.tasks.tables.render import check_paper
 
     check_paper(args.paper)
     _api()
@@ -315,7 +318,7 @@ def cmd_table(args) -> None:
 
 
 def cmd_audit(args) -> None:
-    from inpaintflow.tasks.audit import audit, render_report
+    from inpaintflow.tasks.tables.audit import audit, render_report
 
     report = audit(Path(args.path), Path(args.params) if args.params else None, skip_status=args.skip_status)
     print(render_report(report), end="")
@@ -325,7 +328,7 @@ def cmd_audit(args) -> None:
 
 def cmd_pipeline(args) -> None:
     from inpaintflow.runtime import configure_environment, project_root
-    from inpaintflow.tasks.stages import paper_stages
+    from inpaintflow.tasks.pipeline.stages import paper_stages
 
     root = project_root()
     stages = paper_stages(args.paper, root / "params.yaml", root / "dvc.yaml")  # a bad paper fails here
@@ -402,7 +405,7 @@ def cmd_schedule(args) -> None:
 
 
 def cmd_params_check(args) -> None:
-    from inpaintflow.params import validate_file
+    from inpaintflow.tasks.pipeline.checked_params import validate_file
 
     names = validate_file(Path(args.params))
     for step, entries in names.items():
@@ -616,7 +619,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         from inpaintflow.params import ParamsError
 
-        from inpaintflow.tasks.train import TrainingError
+        from inpaintflow.tasks.train.engine import TrainingError
 
         known = (ParamsError, ValueError, FileNotFoundError, TrainingError)
         kind = "" if isinstance(exc, known) else f"{type(exc).__name__}: "

@@ -187,7 +187,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file written by :func:`write_image` -> RGB ``uint8`` (H, W, 3).
 
     Only the project's own RGB PNGs are read here; foreign files go through
-    :func:`inpaintflow.tasks.prepare.decode_to_rgb8`, which converts grayscale, alpha, palette and 16-bit.
+    :func:`inpaintflow.tasks.data.prepare.decode_to_rgb8`, which converts grayscale, alpha, palette and 16-bit.
     """
     path = Path(path)
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)

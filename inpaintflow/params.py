@@ -13,6 +13,11 @@ the papers' pipelines consume) and says how to build it under each *profile*:
 
 So a DVC stage has a fixed name and output path, ``dvc exp run -S profile=paper`` switches
 every stage to the paper's data, and a typo anywhere fails with the full dotted key.
+
+This module is the ground floor: it imports nothing of the project above it. It checks each
+entry's shape and the references between groups; the names an entry gives to something a step
+owns (a dataset, a mask family, a model, a method) are checked against that step's registry by
+:mod:`inpaintflow.tasks.pipeline.checked_params`, which the command line loads params through.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ class _Strict(BaseModel):
 class DatasetParams(_Strict):
     """How to build one dataset artefact (``inpaintflow data prepare``)."""
 
-    dataset: str = Field(description="a name from the dataset registry (tasks/datasets.py)")
+    dataset: str = Field(description="a name from the dataset registry (tasks/data/datasets.py)")
     size: int = Field(gt=0, description="output side length in pixels (square images)")
     count: int | dict[str, int] | None = Field(
         default=None, description="images per split: one cap for every split, or {split: N}; "
@@ -57,29 +62,17 @@ class DatasetParams(_Strict):
         return v.lower() if v else v
 
     @model_validator(mode="after")
-    def _known_dataset(self) -> "DatasetParams":
-        from inpaintflow.tasks.datasets import DATASETS  # local: registry imports cv2, params must stay light
-
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; known: {', '.join(sorted(DATASETS))}")
-        spec = DATASETS[self.dataset]
+    def _counts(self) -> "DatasetParams":
         counts = self.count.values() if isinstance(self.count, dict) else [self.count]
         if any(c is not None and c <= 0 for c in counts):
             raise ValueError("count must be positive")
-        if spec.kind == "generated" and self.count is None:
-            raise ValueError(f"dataset {self.dataset!r} is generated: set `count`")
-        if spec.allowed_sizes and self.size not in spec.allowed_sizes:
-            raise ValueError(f"dataset {self.dataset!r} comes in sizes {spec.allowed_sizes}, not {self.size}")
-        if self.split is not None and self.split not in spec.splits:
-            raise ValueError(f"dataset {self.dataset!r} has no split rule {self.split!r}; "
-                             f"known: {', '.join(spec.splits)}")
         return self
 
 
 class MaskSetParams(_Strict):
     """How to build one fixed evaluation mask set (``inpaintflow masks make|import``)."""
 
-    family: str = Field(description="a generator from tasks/masks.py, or quickdraw / nvidia to import")
+    family: str = Field(description="a generator from tasks/masks/generators.py, or quickdraw / nvidia to import")
     size: int = Field(gt=0)
     count: int = Field(gt=0, description="masks per ratio bin (imports: at most this many per bin)")
     bins: list[str] | None = Field(default=None, description='hole-ratio bins "lo-hi"; None = fixed-ratio pattern')
@@ -87,23 +80,9 @@ class MaskSetParams(_Strict):
     source: str | None = Field(default=None, description="archive/folder to import (quickdraw, nvidia)")
     sha256: str | None = None
 
-    @model_validator(mode="after")
-    def _known_family(self) -> "MaskSetParams":
-        from inpaintflow.tasks.masks import FAMILIES, parse_ratio_bin
-
-        importers = ("quickdraw", "nvidia")
-        if self.family not in FAMILIES and self.family not in importers:
-            raise ValueError(f"unknown mask family {self.family!r}; known: "
-                             f"{', '.join(sorted(FAMILIES) + list(importers))}")
-        for text in self.bins or []:
-            parse_ratio_bin(text)
-        if self.family in importers and not self.source:
-            raise ValueError(f"family {self.family!r} imports masks: set `source`")
-        return self
-
 
 class TrainParams(_Strict):
-    """How to train one paper's model (``inpaintflow train``); see tasks/train.py."""
+    """How to train one paper's model (``inpaintflow train``); see tasks/train/engine.py."""
 
     model: str = Field(description="a key of models.RECIPES")
     steps: int = Field(gt=0)
@@ -120,15 +99,6 @@ class TrainParams(_Strict):
     vgg_weights: str | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, protected_namespaces=())
-
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, v: str) -> str:
-        from inpaintflow.models import RECIPES
-
-        if v not in RECIPES:
-            raise ValueError(f"unknown model {v!r}; known: {', '.join(RECIPES)}")
-        return v
 
 
 class Profiled(_Strict):
@@ -154,19 +124,9 @@ class TrainProfiled(Profiled):
     demo: TrainParams
     paper: TrainParams
 
-    @model_validator(mode="after")
-    def _code_matches_model(self) -> "TrainProfiled":
-        from inpaintflow.models import RECIPES
-
-        for profile in (self.demo, self.paper):
-            expected = RECIPES[profile.model][0].removeprefix("inpaintflow.").replace(".", "/") + ".py"
-            if self.code != expected:
-                raise ValueError(f"code: {self.code!r} is not the file of model {profile.model!r} ({expected})")
-        return self
-
 
 class InpaintParams(_Strict):
-    """How to run one experiment (``inpaintflow inpaint``); see tasks/inpaint.py."""
+    """How to run one experiment (``inpaintflow inpaint``); see tasks/inpaint/batch.py."""
 
     method: Literal["feed-forward", "yeh", "yeh-refine", "vitoria"]
     limit: int | None = Field(default=None, gt=0, description="test images per hole-ratio bin (None: all)")
@@ -210,7 +170,7 @@ class InpaintProfiled(Profiled):
 
 
 class EvaluateParams(_Strict):
-    """How to score results (``inpaintflow evaluate``); metric definitions: tasks/metrics.py."""
+    """How to score results (``inpaintflow evaluate``); metric definitions: tasks/evaluate/metrics.py."""
 
     batch_size: int = Field(default=32, gt=0)
     inception_weights: str | None = Field(
@@ -232,16 +192,19 @@ class TableProfiled(_Strict):
         default_factory=dict, description="per table id: experiment label -> the name that table prints")
 
 
-def _all_papers() -> list[str]:
-    from inpaintflow.tasks.tables import PAPERS
+# Paper ids (used in params, DVC stages, results/<paper>/ and the CLI) -> the number of the paper's
+# text in shared/papers/ (references/papers.yaml cites its lines).
+PAPERS = {"rmnet": "000", "refinement": "001", "iwgan": "002", "regionwise": "003", "gla": "004"}
 
+
+def _all_papers() -> list[str]:
     return list(PAPERS)
 
 
 class Tolerances(_Strict):
     """How far each metric may move the wrong way before a nightly run fails, in the metric's own
-    units (tasks/metrics.py: mae on 0..255, mse on 0..255^2, l1 and l2 on [0, 1]); ``hole_<m>``
-    uses the tolerance of ``<m>``. Which way is wrong: inpaintflow.tasks.metrics.HIGHER_IS_BETTER."""
+    units (tasks/evaluate/metrics.py: mae on 0..255, mse on 0..255^2, l1 and l2 on [0, 1]); ``hole_<m>``
+    uses the tolerance of ``<m>``. Which way is wrong: inpaintflow.tasks.evaluate.metrics.HIGHER_IS_BETTER."""
 
     psnr: float = Field(default=0.5, ge=0, description="largest allowed drop, dB")
     ssim: float = Field(default=0.01, ge=0, description="largest allowed drop")
@@ -436,17 +399,6 @@ def _check_references(path: Path, raw: dict[str, Any]) -> None:
     for i, paper in enumerate((raw.get("nightly") or {}).get("papers") or []):
         if paper not in (raw.get("tables") or {}):
             raise ParamsError(f"{path}: nightly.papers.{i}: {paper!r} has no tables entry (no table@{paper} stage)")
-    for name, entry in (raw.get("inpaint") or {}).items():
-        run = (raw.get("train") or {}).get(entry.get("run"), {})
-        for profile in ("demo", "paper"):
-            from inpaintflow.tasks.inpaint import FEED_FORWARD_MODELS, LATENT_MODELS
-
-            method = (entry.get(profile) or {}).get("method")
-            model = (run.get(profile) or {}).get("model")
-            ok = model in FEED_FORWARD_MODELS if method == "feed-forward" else LATENT_MODELS.get(method) == model
-            if not ok:
-                raise ParamsError(f"{path}: inpaint.{name}.{profile}.method: {method!r} cannot run "
-                                  f"train.{entry.get('run')} (model {model!r})")
 
 
 def validate_file(path: Path = DEFAULT_PARAMS) -> dict[str, list[str]]:

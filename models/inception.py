@@ -7,8 +7,8 @@ neither paper's public code ships it. The de-facto reference is pytorch-fid
 TensorFlow graph ``inception-2015-12-05`` (the one TTUR's original FID code uses) ported to
 torchvision's ``Inception3`` layout. This module rebuilds that layout itself (torchvision does
 not import beside our CPU torch) and never downloads: weights come from a local path
-(:func:`resolve_inception_weights`); :func:`download_inception_weights` is a separate, explicit
-step.
+(:func:`resolve_inception_weights`); the download is a separate, explicit
+step (:func:`inpaintflow.tasks.evaluate.fid.download_inception_weights`).
 
 The network (input 299x299; spatial sizes in the comments of :meth:`FIDInceptionV3.forward`)
     stem      Conv2d_1a_3x3 .. Conv2d_4a_3x3 with two 3x3/2 max pools
@@ -42,7 +42,6 @@ Choices where nobody specifies:
 from __future__ import annotations
 
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -509,29 +508,3 @@ def resolve_inception_weights(path: str | os.PathLike | None) -> tuple[Path | No
     return None, (f"no Inception weights: set {PARAMS_KEY} or {ENV_VAR} to a local copy of "
                   f"{INCEPTION_WEIGHTS.file_name} (download: {INCEPTION_WEIGHTS.url}); "
                   f"also looked for {cached}")
-
-
-def download_inception_weights(dest_dir: str | os.PathLike, *, url: str = INCEPTION_WEIGHTS.url,
-                               timeout_s: float = 60.0) -> Path:
-    """Download the FID weights into ``dest_dir`` (resumable) and verify the sha256 prefix.
-
-    Uses :func:`tasks.download.download`, which verifies full digests only; as only the prefix
-    is known, it runs without one and the prefix is checked here. A file that fails the check
-    is deleted and :class:`tasks.download.ChecksumError` is raised, naming URL and file.
-    """
-    from inpaintflow.tasks.download import ChecksumError, UnverifiedDownloadWarning, download, file_digest
-
-    dest = Path(dest_dir) / INCEPTION_WEIGHTS.file_name
-    expected = INCEPTION_WEIGHTS.sha256_prefix
-    if dest.is_file() and not file_digest(dest).startswith(expected):
-        dest.unlink()  # download() would trust an existing file when given no checksum
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UnverifiedDownloadWarning)  # the prefix is checked below
-        download(url, dest, None, timeout_s=timeout_s)
-    actual = file_digest(dest)
-    if not actual.startswith(expected):
-        dest.unlink()
-        raise ChecksumError(f"{url}: checksum mismatch for {dest}: expected a sha256 starting "
-                            f"with {expected}, got {actual}; the file was deleted",
-                            url=url, path=dest, expected=expected, actual=actual)
-    return dest

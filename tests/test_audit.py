@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from inpaintflow.cli import main
-from inpaintflow.tasks.audit import (AuditReport, CheckResult, Finding, Target, compare_bytes, compare_dirs,
+from inpaintflow.tasks.tables.audit import (AuditReport, CheckResult, Finding, Target, compare_bytes, compare_dirs,
                          compare_provenance, flatten, key_text, parse_status, render_report, resolve_target,
                          status_findings, table_summary)
-from inpaintflow.tasks.tables import PROVENANCE_FILE, provenance_json, provenance_record, stage_inputs, write_provenance
+from inpaintflow.tasks.tables.render import PROVENANCE_FILE, provenance_json, provenance_record, stage_inputs, write_provenance
 from test_dvc import REPO, TINY, copy_project, dvc
 
 # TINY without its latent-optimisation experiment: the rmnet table alone, about half the repro time
@@ -274,11 +274,11 @@ def test_audit_of_a_reproduced_paper_passes_then_catches_tampering_and_upstream_
     assert prov["inputs"]["evaluate@rm-free"]["runs/metrics/rmnet/rm-free.json"] == next(
         o["md5"] for o in lock["evaluate@rm-free"]["outs"] if o["path"] == "runs/metrics/rmnet/rm-free.json")
     assert prov["notes"] == [] and all(v is not None for v in prov["inputs"].values())
-    from inpaintflow.flows.tables import render_tables
+    from inpaintflow.tasks.tables.render import render_paper
 
     with contextlib.chdir(project):
         for again in ("again-1", "again-2"):
-            render_tables.fn("rmnet", tmp_path / again, Path("params.yaml"), tmp_path / f"{again}.json")
+            render_paper("rmnet", tmp_path / again, Path("params.yaml"), tmp_path / f"{again}.json")
     renders = [(tmp_path / again / PROVENANCE_FILE).read_bytes() for again in ("again-1", "again-2")]
     assert renders[0] == renders[1] == stored
 

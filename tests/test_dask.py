@@ -49,7 +49,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def _experiment(dataset: Path, masks: Path, out: Path) -> Path:
-    """An inpaint run's folder as tasks/inpaint.py lays it out: test image i with mask i, two bins,
+    """An inpaint run's folder as tasks/inpaint/batch.py lays it out: test image i with mask i, two bins,
     a perturbed "model" output and a mean-fill baseline."""
     rows = list(csv.DictReader(open(masks / "manifest.csv")))
     for sub in ("target", "masks", "output", "baselines/mean-fill"):

@@ -1,4 +1,4 @@
-"""inpaintflow.tasks.download against a local HTTP server on 127.0.0.1 (tests/http_server.py); no internet."""
+"""inpaintflow.tasks.data.download against a local HTTP server on 127.0.0.1 (tests/http_server.py); no internet."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from inpaintflow.tasks.download import (BadArchiveError, Checksum, ChecksumError, DownloadError,
-                            UnsafeArchiveError, UnverifiedDownloadWarning, download, file_digest,
-                            part_path, safe_extract)
+from inpaintflow.tasks.data.archives import BadArchiveError, UnsafeArchiveError, safe_extract
+from inpaintflow.tasks.data.download import (Checksum, ChecksumError, DownloadError, UnverifiedDownloadWarning,
+                                             download, file_digest, part_path)
 
 try:
     from http_server import http_server, serve_directory  # noqa: F401  (fixture import)

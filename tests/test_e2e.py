@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inpaintflow.tasks.tables import PAPERS, REPRODUCED, build_table, load_references, render_csv
+from inpaintflow.tasks.tables.render import PAPERS, REPRODUCED, build_table, load_references, render_csv
 from test_dvc import copy_project, dvc
 
 pytestmark = pytest.mark.slow

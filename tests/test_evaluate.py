@@ -1,4 +1,4 @@
-"""inpaintflow.tasks.evaluate: scoring PNG directories, checked against numpy and scikit-image per image."""
+"""inpaintflow.tasks.evaluate.scoring: scoring PNG directories, checked against numpy and scikit-image per image."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from skimage.metrics import structural_similarity
 
 from inpaintflow.conventions import write_image, write_mask
-from inpaintflow.tasks.evaluate import PER_IMAGE_COLUMNS, EvaluationError, evaluate_dirs
+from inpaintflow.tasks.evaluate.scoring import PER_IMAGE_COLUMNS, EvaluationError, evaluate_dirs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from inpaintflow.tasks.train import rebuild_from_checkpoint
+from inpaintflow.tasks.train.engine import rebuild_from_checkpoint
 from test_dvc import TINY, copy_project, dvc
 
 pytestmark = pytest.mark.slow

@@ -14,15 +14,14 @@ import pytest
 import scipy.linalg
 import torch
 
-import inpaintflow.tasks.fid as fid_module
+import inpaintflow.tasks.evaluate.fid as fid_module
 from inpaintflow.conventions import write_image
 from inpaintflow.models.inception import (BN_EPS, ENV_VAR, INCEPTION_WEIGHTS, NUM_STATE_KEYS, FIDInceptionV3,
-                              InceptionWeightsError, download_inception_weights,
-                              expected_state_shapes, load_fid_inception, optional_state_keys,
-                              resolve_inception_weights)
-from inpaintflow.tasks.download import ChecksumError
-from inpaintflow.tasks.fid import (FeatureStats, FIDError, activation_stats, fid_between_dirs,
-                       frechet_distance)
+                                          InceptionWeightsError, expected_state_shapes, load_fid_inception,
+                                          optional_state_keys, resolve_inception_weights)
+from inpaintflow.tasks.data.download import ChecksumError
+from inpaintflow.tasks.evaluate.fid import (FeatureStats, FIDError, activation_stats, download_inception_weights,
+                                            fid_between_dirs, frechet_distance)
 
 # torchvision documents 27,161,264 parameters for inception_v3 (1000 classes, with AuxLogits).
 # AuxLogits holds 3,326,696 of them (conv 768->128 1x1 + BN: 98,304 + 256; conv 128->768 5x5 +

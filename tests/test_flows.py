@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import inpaintflow.tasks.mask_sets
-import inpaintflow.tasks.prepare
+import inpaintflow.tasks.masks.sets
+import inpaintflow.tasks.data.prepare
 from inpaintflow.flows.data import prepare_dataset
 from inpaintflow.flows.masks import import_mask_set, make_mask_set
 from http_server import serve_directory
 from inpaintflow.conventions import read_mask
 from inpaintflow.params import DatasetParams
-from inpaintflow.tasks.download import ChecksumError
-from inpaintflow.tasks.prepare import read_manifest
+from inpaintflow.tasks.data.download import ChecksumError
+from inpaintflow.tasks.data.prepare import read_manifest
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -45,7 +45,7 @@ def test_second_run_completes_from_cache(tmp_path, monkeypatch):
     assert len(read_manifest(out)) == 36
     assert (out / "train" / "000000.json").is_file()  # attributes beside each image
 
-    calls = _count_calls(monkeypatch, inpaintflow.tasks.prepare, "prepare_items")
+    calls = _count_calls(monkeypatch, inpaintflow.tasks.data.prepare, "prepare_items")
     manifest = prepare_dataset(params=FACES, out_dir=out, shard_size=10)
     assert calls == []  # every shard came from the cache
     assert manifest.read_bytes() == first
@@ -56,13 +56,13 @@ def test_interrupted_run_resumes_without_redoing_finished_shards(tmp_path, monke
     params = FACES.model_copy(update={"seed": 4})
     victim = ("train", "000015")
     crash = lambda items, **kw: victim in {(i.split, i.id) for i in items}  # noqa: E731
-    _count_calls(monkeypatch, inpaintflow.tasks.prepare, "prepare_items", fail_when=crash)
+    _count_calls(monkeypatch, inpaintflow.tasks.data.prepare, "prepare_items", fail_when=crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         prepare_dataset(params=params, out_dir=out, shard_size=10)
     assert not (out / "manifest.csv").exists()  # an unfinished dataset has no manifest
 
     monkeypatch.undo()
-    calls = _count_calls(monkeypatch, inpaintflow.tasks.prepare, "prepare_items")
+    calls = _count_calls(monkeypatch, inpaintflow.tasks.data.prepare, "prepare_items")
     prepare_dataset(params=params, out_dir=out, shard_size=10)
     assert len(calls) == 1  # only the shard that crashed ran again
     assert victim in {(i.split, i.id) for i in calls[0][0]}
@@ -83,13 +83,13 @@ def test_deleted_outputs_are_rebuilt_despite_the_cache(tmp_path):
 def test_mask_set_is_deterministic_cached_and_in_bin(tmp_path, monkeypatch):
     a, b = tmp_path / "a", tmp_path / "b"
     make_mask_set(family="free-form", size=64, count=5, bins=["0.1-0.2", "0.3-0.4"], seed=9, out_dir=a, shard_size=4)
-    rows = list(inpaintflow.tasks.prepare.read_manifest.__globals__["csv"].DictReader(open(a / "manifest.csv")))
+    rows = list(inpaintflow.tasks.data.prepare.read_manifest.__globals__["csv"].DictReader(open(a / "manifest.csv")))
     assert len(rows) == 10 and {r["bin"] for r in rows} == {"0.1-0.2", "0.3-0.4"}
     for r in rows:
         lo, hi = map(float, r["bin"].split("-"))
         ratio = read_mask(a / r["file"]).mean()
         assert lo <= ratio < hi and abs(ratio - float(r["ratio"])) < 1e-6
-    calls = _count_calls(monkeypatch, inpaintflow.tasks.mask_sets, "make_masks")
+    calls = _count_calls(monkeypatch, inpaintflow.tasks.masks.sets, "make_masks")
     make_mask_set(family="free-form", size=64, count=5, bins=["0.1-0.2", "0.3-0.4"], seed=9, out_dir=a, shard_size=4)
     assert calls == []
     monkeypatch.undo()

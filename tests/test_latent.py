@@ -1,4 +1,4 @@
-"""Latent-optimisation inpainting (tasks/latent.py): loss terms against numpy references, and
+"""Latent-optimisation inpainting (tasks/inpaint/latent.py): loss terms against numpy references, and
 the three optimisations on tiny random DCGAN / WGAN nets with a target G(z*) that G can reach."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from inpaintflow.models import dcgan, wgan_gp
-from inpaintflow.tasks.latent import (REFINEMENT_MU, RefinementSettings, VitoriaSettings, YehSettings,
+from inpaintflow.tasks.inpaint.latent import (REFINEMENT_MU, RefinementSettings, VitoriaSettings, YehSettings,
                           context_weights, frozen, global_consensus_loss, gradient_loss,
                           image_gradients, inpaint_vitoria, inpaint_yeh,
                           inpainting_consensus_loss, perceptual_loss_from_logits,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from inpaintflow.conventions import hole_ratio, read_mask, write_mask
-from inpaintflow.tasks.masks import (FAMILIES, FF_ANGLE_RANGE_RAD, FF_MEAN_ANGLE_RAD, MaskRatioError,
+from inpaintflow.tasks.masks.generators import (FAMILIES, FF_ANGLE_RANGE_RAD, FF_MEAN_ANGLE_RAD, MaskRatioError,
                          Stroke, draw_strokes, format_ratio_bin, free_form_strokes, generate_mask,
                          in_bin, make_mask, mask_rng, parse_ratio_bin)
 
@@ -286,7 +286,7 @@ def test_write_read_round_trip_keeps_polarity(family, tmp_path):
 def test_training_masks_are_an_endless_seeded_stream_inside_the_bin():
     from itertools import islice
 
-    from inpaintflow.tasks.masks import training_masks
+    from inpaintflow.tasks.masks.generators import training_masks
 
     def take(seed):
         stream = training_masks(["free-form", "regionwise-contiguous"], 64, np.random.default_rng(seed), (0.1, 0.3))

@@ -1,4 +1,4 @@
-"""inpaintflow.tasks.metrics against scikit-image, numpy and hand calculations."""
+"""inpaintflow.tasks.evaluate.metrics against scikit-image, numpy and hand calculations."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from skimage import data
 from skimage.metrics import structural_similarity
 
-from inpaintflow.tasks.metrics import (ALL_METRICS, HOLE_METRICS, METRICS, image_metrics, psnr_from_mse,
+from inpaintflow.tasks.evaluate.metrics import (ALL_METRICS, HOLE_METRICS, METRICS, image_metrics, psnr_from_mse,
                            psnr_of_mean_mse, ssim_map, summarise, summary_columns)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from inpaintflow.params import ParamsError, load_step, validate_file
+from inpaintflow.params import ParamsError
+from inpaintflow.tasks.pipeline.checked_params import load_step, validate_file
 
 REPO = Path(__file__).resolve().parents[1]
 

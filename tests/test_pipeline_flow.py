@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inpaintflow.tasks.dvc import run_dvc
-from inpaintflow.tasks.stages import PlanError, foreach_keys, paper_stages, parse_status
+from inpaintflow.tasks.pipeline.dvc import run_dvc
+from inpaintflow.tasks.pipeline.stages import PlanError, foreach_keys, paper_stages, parse_status
 from test_dvc import TINY, copy_project, dvc
 
 REPO = Path(__file__).resolve().parents[1]

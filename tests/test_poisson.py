@@ -1,4 +1,4 @@
-"""Poisson blending (inpaintflow.tasks.poisson): exactness, OpenCV's seamlessClone, the image border, batches, folders."""
+"""Poisson blending (inpaintflow.tasks.blend.poisson): exactness, OpenCV's seamlessClone, the image border, batches, folders."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-import inpaintflow.tasks.poisson as poisson
+import inpaintflow.tasks.blend.poisson as poisson
 from inpaintflow.conventions import damage, write_image, write_mask
-from inpaintflow.tasks.poisson import (OPERATORS, BlendError, PoissonSolver, apply_operator, blend_batch,
+from inpaintflow.tasks.blend.poisson import (OPERATORS, BlendError, PoissonSolver, apply_operator, blend_batch,
                            blend_dirs, operator_matrix, poisson_blend)
 
 KERNELS = {  # the operators as plain 3x3 convolutions, for the image interior

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inpaintflow.tasks.datasets import DATASETS, get_spec, split_by_folder, split_last
-from inpaintflow.tasks.prepare import (BadImageError, EmptySourceError, center_crop, crop_image, decode_to_rgb8,
+from inpaintflow.tasks.data.datasets import DATASETS, get_spec, split_by_folder, split_last
+from inpaintflow.tasks.data.prepare import (BadImageError, EmptySourceError, center_crop, crop_image, decode_to_rgb8,
                            folder_items, prepare_items, read_manifest, resize_image, write_manifest)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inpaintflow.tasks.tables import PAPERS
+from inpaintflow.tasks.tables.render import PAPERS
 
 REFERENCES = Path(__file__).resolve().parents[1] / "references" / "papers.yaml"
 
@@ -139,7 +139,7 @@ def is_number(value) -> bool:
 
 
 def canonical_bin(text: str) -> bool:
-    """'lo-hi' in [0, 1], spelled as inpaintflow.tasks.masks.format_ratio_bin spells it."""
+    """'lo-hi' in [0, 1], spelled as inpaintflow.tasks.masks.generators.format_ratio_bin spells it."""
     match = re.fullmatch(r"(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)", text)
     if match is None:
         return False

@@ -112,7 +112,7 @@ def test_preview_keeps_known_pixels_and_ignores_ground_truth_in_holes(random_vgg
 def test_config_survives_json_and_engine_overrides():
     cfg = Config.tiny()
     assert Config(**json.loads(json.dumps(asdict(cfg)))) == cfg  # checkpoints store it as JSON
-    from inpaintflow.tasks.train import build_config
+    from inpaintflow.tasks.train.engine import build_config
 
     yaml_layers = [list(row) for row in CA_LAYERS]  # as a params.yaml override would give them
     built = build_config("regionwise", True, {"d_channels": [8, 16, 16], "adv_warmup_steps": 7,
@@ -251,7 +251,7 @@ def test_recipe_interface_and_paper_optimiser(random_vgg):
     assert not any(p.requires_grad for p in recipe.nets["vgg"].parameters())
     for opt in recipe.optimizers.values():
         assert opt.defaults["lr"] == 1e-4 and opt.defaults["betas"] == (0.5, 0.9)
-    from inpaintflow.tasks.masks import FAMILIES
+    from inpaintflow.tasks.masks.generators import FAMILIES
 
     assert recipe.mask_families == ("regionwise-contiguous", "regionwise-discontiguous")
     assert all(f in FAMILIES for f in recipe.mask_families)

@@ -1,4 +1,4 @@
-"""Metric regressions (tasks/regression.py) and the nightly run's pure helpers (tasks/nightly.py)."""
+"""Metric regressions (tasks/tables/regression.py) and the nightly run's pure helpers (tasks/pipeline/nightly.py)."""
 
 import datetime as dt
 import math
@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 
 from inpaintflow.params import Tolerances
-from inpaintflow.tasks.metrics import HIGHER_IS_BETTER
-from inpaintflow.tasks.nightly import Remote, commit_paths, default_remote, lock_outputs, pipeline_owned, run_date
-from inpaintflow.tasks.regression import compare_files, compare_scores, metric_of
+from inpaintflow.tasks.evaluate.metrics import HIGHER_IS_BETTER
+from inpaintflow.tasks.pipeline.nightly import Remote, commit_paths, default_remote, lock_outputs, pipeline_owned, run_date
+from inpaintflow.tasks.tables.regression import compare_files, compare_scores, metric_of
 
 TOL = {"psnr": 0.5, "ssim": 0.01, "mae": 1.0, "mse": 25.0, "l1": 0.004, "l2": 0.0004, "fid": 1.0}
 
 
 def scores(psnr=20.0, ssim=0.8, mae=9.5, hole_psnr=12.0, fid=None, std=4.0):
-    """The shape of runs/metrics/<experiment>.json (tasks/evaluate.py)."""
+    """The shape of runs/metrics/<experiment>.json (tasks/evaluate/scoring.py)."""
     total = {"count": 40, "psnr_mean": psnr, "psnr_std": std, "psnr_of_mean_mse": psnr - 1.5,
              "ssim_mean": ssim, "mae_mean": mae, "hole_psnr_mean": hole_psnr}
     return {"experiment": {"label": "R-MNet-0.4", "pairs": 40},

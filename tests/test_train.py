@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from inpaintflow.tasks.prepare import prepare_items, synthetic_items, write_manifest
-from inpaintflow.tasks.train import TrainSettings, TrainingError, batch_indices, load_checkpoint, train
+from inpaintflow.tasks.data.prepare import prepare_items, synthetic_items, write_manifest
+from inpaintflow.tasks.train.engine import TrainSettings, TrainingError, batch_indices, load_checkpoint, train
 
 ALL_MODELS = ["rmnet", "dcgan", "wgan-gp", "regionwise", "gla"]
 
@@ -139,7 +139,7 @@ def test_ddp_with_two_processes_matches_one_process_with_the_summed_batch(faces,
 
 @pytest.mark.parametrize("model", ["rmnet", "gla", "regionwise"])
 def test_inference_rebuilds_the_model_from_the_checkpoint_alone(faces, tmp_path, model):
-    from inpaintflow.tasks.train import rebuild_from_checkpoint
+    from inpaintflow.tasks.train.engine import rebuild_from_checkpoint
 
     result = train(settings(faces, tmp_path / "run", model, steps=2))
     recipe, cfg, saved = rebuild_from_checkpoint(result.checkpoint)
@@ -166,7 +166,7 @@ def test_two_identical_runs_write_byte_identical_checkpoints(faces, tmp_path):
 
 
 def test_auto_resume_starts_over_when_the_model_code_changed(faces, tmp_path, monkeypatch):
-    import inpaintflow.tasks.train as engine
+    import inpaintflow.tasks.train.engine as engine
 
     out = tmp_path / "run"
     train(settings(faces, out, "dcgan", steps=2))

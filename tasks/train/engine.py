@@ -293,11 +293,11 @@ def code_fingerprint(model: str) -> str:
     import inspect
 
     import inpaintflow.models.common
-    import inpaintflow.tasks.masks
+    import inpaintflow.tasks.masks.generators
 
     h = hashlib.sha256()
-    for module in (importlib.import_module(MODELS[model][0]), inpaintflow.models.common, inpaintflow.tasks.masks,
-                   importlib.import_module(__name__)):
+    for module in (importlib.import_module(MODELS[model][0]), inpaintflow.models.common,
+                   inpaintflow.tasks.masks.generators, importlib.import_module(__name__)):
         h.update(inspect.getsource(module).encode())
     return h.hexdigest()
 
@@ -396,7 +396,7 @@ class TrainResult:
 def _training_masks(recipe: Recipe, cfg, size: int, seed: int) -> tuple[np.random.Generator | None, Iterator | None]:
     if not recipe.mask_families:
         return None, None
-    from inpaintflow.tasks.masks import training_masks
+    from inpaintflow.tasks.masks.generators import training_masks
 
     rng = np.random.default_rng([seed, 7])  # one global stream; every rank draws the same masks
     return rng, training_masks(list(recipe.mask_families), size, rng, getattr(cfg, "train_mask_bin", None))

@@ -13,7 +13,7 @@ stage ``blend``): this step writes the generator's raw images, which the blend s
 the damaged inputs. The refinement pass starts from the first pass's blend (paper 001, s3.4), so
 ``yeh-refine`` also blends internally, with the same function; the written results are raw.
 
-Every experiment also runs the classical baselines (tasks/baselines.py) on the same pairs when
+Every experiment also runs the classical baselines (tasks/inpaint/baselines.py) on the same pairs when
 asked, so each table gets their rows from the same images and masks.
 
 Output layout (one directory per experiment, paired by file name, which is what
@@ -47,7 +47,7 @@ import torch
 from inpaintflow.conventions import (composite_uint8, damage, model_to_uint8, read_image, read_mask,
                                      uint8_to_model, write_bytes_atomic, write_csv_atomic, write_image,
                                      write_text_atomic)
-from inpaintflow.tasks.caching import sha256_file
+from inpaintflow.tasks.pipeline.caching import sha256_file
 
 FEED_FORWARD_MODELS = ("rmnet", "regionwise", "gla")
 LATENT_MODELS = {"yeh": "dcgan", "yeh-refine": "dcgan", "vitoria": "wgan-gp"}
@@ -192,7 +192,7 @@ def done(out_dir: Path, subdirs: Sequence[str], chunk: Sequence[Pair]) -> bool:
 
 
 def run_baselines(names: Sequence[str], out_dir: Path, pairs: Sequence[Pair], batch_size: int) -> dict[str, str]:
-    from inpaintflow.tasks.baselines import BASELINES
+    from inpaintflow.tasks.inpaint.baselines import BASELINES
 
     results = {}
     for name in names:
@@ -256,7 +256,7 @@ class InpaintSettings:
 
 
 def _load_model(settings: InpaintSettings, image_size: int, device: torch.device):
-    from inpaintflow.tasks.train import rebuild_from_checkpoint
+    from inpaintflow.tasks.train.engine import rebuild_from_checkpoint
 
     if not Path(settings.checkpoint).is_file():
         raise InpaintError(f"{settings.checkpoint}: no checkpoint (train the model first: dvc repro train@...)")
@@ -278,8 +278,8 @@ def _load_model(settings: InpaintSettings, image_size: int, device: torch.device
 def _latent_batch(settings: InpaintSettings, recipe: Any, chunk: Sequence[Pair], targets: np.ndarray,
                   holes: np.ndarray, device: torch.device) -> dict[str, np.ndarray]:
     """Paper 001 / 002 on one batch: every image its own z, optimised together."""
-    from inpaintflow.tasks import latent
-    from inpaintflow.tasks.poisson import blend_batch
+    from inpaintflow.tasks.inpaint import latent
+    from inpaintflow.tasks.blend.poisson import blend_batch
 
     images, masks = to_model(targets, holes, device)
     z0 = initial_latents(recipe, chunk, settings.seed).to(device)

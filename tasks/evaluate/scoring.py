@@ -8,13 +8,13 @@
 Writes, atomically and only after every input has been read and scored (no partial output):
 
     OUT.csv             one row per image, sorted by file: file, hole_ratio, bin, then
-                        :data:`inpaintflow.tasks.metrics.ALL_METRICS`, floats as ``{:.6f}`` (``inf``, ``nan``)
-    OUT.summary.csv     :func:`inpaintflow.tasks.metrics.summarise` rows, one per bin, then ``total``
+                        :data:`inpaintflow.tasks.evaluate.metrics.ALL_METRICS`, floats as ``{:.6f}`` (``inf``, ``nan``)
+    OUT.summary.csv     :func:`inpaintflow.tasks.evaluate.metrics.summarise` rows, one per bin, then ``total``
     OUT.summary.json    the same numbers as {"bins": {bin: {...}}, "total": {...}}, sorted keys,
                         floats rounded to 6 decimals; ``inf`` and NaN are written as ``null``
                         (JSON has neither)
 
-The same inputs give the same bytes. Metric definitions live in :mod:`inpaintflow.tasks.metrics` only.
+The same inputs give the same bytes. Metric definitions live in :mod:`inpaintflow.tasks.evaluate.metrics` only.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import torch
 
 from inpaintflow.conventions import (ConventionError, hole_ratio, read_image, read_mask,
                                      write_csv_atomic, write_text_atomic)
-from inpaintflow.tasks.metrics import ALL_METRICS, image_metrics, summarise, summary_columns
+from inpaintflow.tasks.evaluate.metrics import ALL_METRICS, image_metrics, summarise, summary_columns
 
 DEFAULT_BIN = "all"  # bin of every image when the mask set has no manifest
 MANIFEST_NAME = "manifest.csv"

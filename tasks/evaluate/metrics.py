@@ -56,8 +56,8 @@ METRICS = ("mae", "mse", "psnr", "ssim", "l1", "l2")
 HOLE_METRICS = tuple(f"hole_{m}" for m in METRICS)
 ALL_METRICS = METRICS + HOLE_METRICS
 TOTAL_GROUP = "total"
-# Which way each metric improves: the one table that regression checks (tasks/regression.py) and
-# the nightly tolerances (params.yaml nightly.tolerances) follow. FID is computed in tasks/fid.py
+# Which way each metric improves: the one table that regression checks (tasks/tables/regression.py) and
+# the nightly tolerances (params.yaml nightly.tolerances) follow. FID is computed in tasks/evaluate/fid.py
 # but listed here so that no second table of directions exists. hole_<m> follows <m>.
 HIGHER_IS_BETTER = {"mae": False, "mse": False, "psnr": True, "ssim": True, "l1": False, "l2": False,
                     "fid": False}

@@ -2,7 +2,7 @@
 
 Every spec states its rule as the papers state it, so a prepared dataset is the paper's dataset
 (or, for ``synthetic-faces``, an offline stand-in for CelebA). Pure data and pure functions;
-the work happens in :mod:`inpaintflow.tasks.prepare`.
+the work happens in :mod:`inpaintflow.tasks.data.prepare`.
 
 Split rules are functions of the *sorted* list of source items, so a split is deterministic
 and recorded in the manifest. ``count`` in params caps each split (the first N of it), so a
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence
 
-from inpaintflow.tasks.download import Checksum
+from inpaintflow.tasks.data.download import Checksum
 
 SourceKind = Literal["generated", "download", "local", "manual"]
 CropRule = Literal["none", "center-square", "dcgan-108"]
@@ -58,7 +58,7 @@ def split_by_folder(mapping: dict[str, str]) -> SplitFn:
 
 def split_from_file(names: Sequence[str]) -> list[str]:
     """Placeholder rule for specs whose files carry their split (``RemoteFile.split``)."""
-    raise AssertionError("split_from_file is resolved per file in inpaintflow.tasks.prepare")
+    raise AssertionError("split_from_file is resolved per file in inpaintflow.tasks.data.prepare")
 
 
 def split_fraction(test_fraction: float) -> SplitFn:

@@ -28,8 +28,8 @@ import numpy as np
 from PIL import Image
 
 from inpaintflow.conventions import encode_image_png, write_bytes_atomic, write_csv_atomic, write_text_atomic
-from inpaintflow.tasks.caching import sha256_bytes
-from inpaintflow.tasks.datasets import DatasetSpec, split_from_file
+from inpaintflow.tasks.pipeline.caching import sha256_bytes
+from inpaintflow.tasks.data.datasets import DatasetSpec, split_from_file
 
 MANIFEST_COLUMNS = ("id", "split", "file", "source", "sha256", "size")
 REPORT_COLUMNS = ("source", "reason")
@@ -237,7 +237,7 @@ def load_mat_images(path: str) -> np.ndarray:
 def load_item(item: SourceItem, seed: int, size: int) -> tuple[np.ndarray, dict[str, Any] | None]:
     """Decoded RGB uint8 image of an item (full resolution), plus attributes if generated."""
     if item.generator_index is not None:
-        from inpaintflow.tasks.synthetic_faces import synthetic_face
+        from inpaintflow.tasks.data.synthetic_faces import synthetic_face
 
         image, attrs = synthetic_face(seed, item.generator_index, size)
         return image, attrs.to_dict()

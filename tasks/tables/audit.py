@@ -8,7 +8,7 @@ Three checks, each a list of findings (a finding that ``fails`` makes the audit 
 2. **dvc status**: ``dvc status table@<paper> --with-deps`` is clean (the table stage and every
    stage upstream of it; without ``--with-deps`` DVC looks at the named stage alone).
 3. **recompute**: the tables rendered again from the versioned scores, by the table stage's own
-   code (flows/tables.py ``render_tables``), into a temporary folder, equal the recorded files
+   code (tasks/tables/render.py ``render_paper``), into a temporary folder, equal the recorded files
    byte for byte: every table, README, grid and the summary. provenance.json is left to check 1,
    which names the key that differs.
 
@@ -29,9 +29,9 @@ from typing import Any, Iterable
 
 import yaml
 
-from inpaintflow.tasks.tables import PAPERS, PROVENANCE_FILE
+from inpaintflow.tasks.tables.render import PAPERS, PROVENANCE_FILE
 
-CODE_DIRTY = " + uncommitted changes"  # tasks/tables.py code_commit() appends it
+CODE_DIRTY = " + uncommitted changes"  # tasks/tables/render.py code_commit() appends it
 MAX_DIFF_LINES = 60                     # of one file's unified diff in the report
 BINARY_SUFFIXES = {".png", ".jpg", ".pt"}
 
@@ -158,7 +158,7 @@ def _provenance_fix(findings: Iterable[Finding], paper: str) -> str:
 
 
 def check_provenance(target: Target, params_path: Path) -> CheckResult:
-    from inpaintflow.tasks.tables import collect_provenance
+    from inpaintflow.tasks.tables.render import collect_provenance
 
     result = CheckResult("provenance")
     path = target.results / PROVENANCE_FILE
@@ -223,7 +223,7 @@ def status_findings(status: dict[str, Any]) -> list[Finding]:
 
 
 def check_status(target: Target) -> CheckResult:
-    from inpaintflow.tasks.dvc import run_dvc
+    from inpaintflow.tasks.pipeline.dvc import run_dvc
 
     stage = f"table@{target.paper}"
     result = CheckResult("dvc status", fix=f"`dvc repro {stage}` brings the stages and their outputs up to date "
@@ -308,7 +308,7 @@ def table_summary(root: Path, paper: str) -> Path | None:
 
 
 def check_recompute(target: Target, params_path: Path) -> CheckResult:
-    from inpaintflow.flows.tables import render_tables
+    from inpaintflow.tasks.tables.render import render_paper
 
     result = CheckResult("recompute", fix=f"the recorded files are not what the code renders from the versioned "
                                           f"scores: `dvc repro --force --single-item table@{target.paper}` "
@@ -318,12 +318,12 @@ def check_recompute(target: Target, params_path: Path) -> CheckResult:
         return result
     summary = table_summary(target.root, target.paper)
     label = target.rel(target.results)
-    # render_tables reads runs/... relative to the working directory, as the DVC stage does
+    # render_paper reads runs/... relative to the working directory, as the DVC stage does
     with tempfile.TemporaryDirectory(prefix="inpaintflow-audit-") as tmp, contextlib.chdir(target.root):
         out = Path(tmp) / target.paper
         rendered_summary = Path(tmp) / "summary.json" if summary else None
         try:
-            render_tables.fn(target.paper, out, params_path, rendered_summary)
+            render_paper(target.paper, out, params_path, rendered_summary)
         except Exception as exc:  # noqa: BLE001  (the audit reports why it could not re-render)
             result.findings.append(Finding(label, f"cannot re-render the tables: {type(exc).__name__}: {exc}"))
             result.fix = "restore the versioned inputs (`dvc pull` / `dvc repro`), then audit again"

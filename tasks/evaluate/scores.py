@@ -1,7 +1,7 @@
 """An experiment's scores: every result directory of an inpaint run scored, gathered into one
 JSON for ``dvc metrics show/diff`` and for the tables.
 
-    SCORES/<slug>.csv            per image (tasks/evaluate.py)
+    SCORES/<slug>.csv            per image (tasks/evaluate/scoring.py)
     SCORES/<slug>.summary.csv    per hole-ratio bin and total
     SCORES/<slug>.summary.json
     METRICS.json                 {experiment: {...}, results: [{method, stage, dir, slug, fid, fid_reason, total, bins}], ...}

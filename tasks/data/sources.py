@@ -1,7 +1,10 @@
-"""Resolve a dataset's source to local files: download (resumable, checksummed), extract safely.
+"""A dataset's source to local files, in one pass: :func:`resolve_source` checks the source,
+fetches what is remote (:mod:`~inpaintflow.tasks.data.download`), verifies a local copy of a
+registered file, and unpacks an archive (:mod:`~inpaintflow.tasks.data.archives`). Read top
+down: the pass first, then its steps in the order it takes them.
 
 The download itself is passed in as ``fetch`` so the flow can hand over its retrying Prefect
-task; everything else is plain functions.
+task (flows/fetch.py); everything else is plain functions.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from typing import Callable
 from urllib.parse import urlparse
 
 from inpaintflow.runtime import state_dir
-from inpaintflow.tasks.datasets import DatasetSpec, RemoteFile
-from inpaintflow.tasks.download import Checksum, ChecksumError, file_digest, safe_extract
+from inpaintflow.tasks.data.datasets import DatasetSpec, RemoteFile
+from inpaintflow.tasks.data.archives import safe_extract
+from inpaintflow.tasks.data.download import Checksum, ChecksumError, file_digest
 
 Fetch = Callable[[str, Path, Checksum | None], Path]
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
@@ -37,42 +41,6 @@ def is_url(text: str) -> bool:
 
 def is_archive(path: Path) -> bool:
     return path.name.lower().endswith(ARCHIVE_SUFFIXES)
-
-
-def _extract(archive: Path) -> Path:
-    name = archive.name
-    for suffix in ARCHIVE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return safe_extract(archive, extracted_dir() / name)
-
-
-def _verify_known_file(path: Path, spec: DatasetSpec) -> None:
-    """A local copy of a registered file must have the registered checksum."""
-    for remote in spec.files:
-        if path.name == remote.filename:
-            actual = file_digest(path, remote.checksum.algorithm)
-            if actual != remote.checksum.hexdigest:
-                raise ChecksumError(f"{path}: {remote.checksum.algorithm} {actual} does not match the "
-                                    f"published {remote.checksum.hexdigest} of {remote.filename}")
-
-
-def _local(path_text: str, spec: DatasetSpec) -> Path:
-    path = Path(path_text).expanduser()
-    if not path.exists():
-        raise SourceError(f"{path}: dataset source not found. {spec.name}: {spec.obtain}")
-    return path.resolve()
-
-
-def _as_root(path: Path, spec: DatasetSpec) -> Path:
-    if path.is_dir():
-        return path
-    if is_archive(path):
-        _verify_known_file(path, spec)
-        return _extract(path)
-    raise SourceError(f"{path}: a {spec.name} source must be a folder or an archive "
-                      f"({', '.join(ARCHIVE_SUFFIXES)})")
 
 
 def check_source(spec: DatasetSpec, source: str | None, sha256: str | None) -> None:
@@ -110,6 +78,13 @@ def resolve_source(spec: DatasetSpec, source: str | None, sha256: str | None,
     return _as_root(path, spec)
 
 
+def _local(path_text: str, spec: DatasetSpec) -> Path:
+    path = Path(path_text).expanduser()
+    if not path.exists():
+        raise SourceError(f"{path}: dataset source not found. {spec.name}: {spec.obtain}")
+    return path.resolve()
+
+
 def _split_files_in(path: Path, spec: DatasetSpec) -> dict[str, Path] | None:
     """A local folder holding a per-split spec's files (SVHN's .mat files), verified."""
     remotes: list[RemoteFile] = [r for r in spec.files if r.split and not is_archive(Path(r.filename))]
@@ -123,3 +98,32 @@ def _split_files_in(path: Path, spec: DatasetSpec) -> dict[str, Path] | None:
         _verify_known_file(candidate, spec)
         found[remote.split] = candidate
     return found
+
+
+def _as_root(path: Path, spec: DatasetSpec) -> Path:
+    if path.is_dir():
+        return path
+    if is_archive(path):
+        _verify_known_file(path, spec)
+        return _extract(path)
+    raise SourceError(f"{path}: a {spec.name} source must be a folder or an archive "
+                      f"({', '.join(ARCHIVE_SUFFIXES)})")
+
+
+def _verify_known_file(path: Path, spec: DatasetSpec) -> None:
+    """A local copy of a registered file must have the registered checksum."""
+    for remote in spec.files:
+        if path.name == remote.filename:
+            actual = file_digest(path, remote.checksum.algorithm)
+            if actual != remote.checksum.hexdigest:
+                raise ChecksumError(f"{path}: {remote.checksum.algorithm} {actual} does not match the "
+                                    f"published {remote.checksum.hexdigest} of {remote.filename}")
+
+
+def _extract(archive: Path) -> Path:
+    name = archive.name
+    for suffix in ARCHIVE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return safe_extract(archive, extracted_dir() / name)

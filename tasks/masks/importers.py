@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from inpaintflow.conventions import ConventionError, binarize, hole_ratio
-from inpaintflow.tasks.masks import RatioBin, format_ratio_bin
+from inpaintflow.tasks.masks.generators import RatioBin, format_ratio_bin
 
 MASK_SUFFIXES = (".png", ".jpg", ".jpeg")
 

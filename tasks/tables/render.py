@@ -31,12 +31,10 @@ import numpy as np
 import yaml
 
 from inpaintflow.conventions import read_image, write_image, write_text_atomic
+from inpaintflow.params import PAPERS, active_profile, load_entry, load_group, load_step, read_yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_FILE = ROOT / "references" / "papers.yaml"
-# Paper ids (used in params, DVC stages, results/<paper>/ and the CLI) -> the number of the paper's
-# text in shared/papers/ (references/papers.yaml cites its lines).
-PAPERS = {"rmnet": "000", "refinement": "001", "iwgan": "002", "regionwise": "003", "gla": "004"}
 CODE_DIRS = ("inpaintflow", "tasks", "models", "flows", "references")
 REPRODUCED = "(inpaintflow)"
 NOT_RUN = ""  # a cell this profile's experiments do not cover
@@ -90,7 +88,7 @@ def bin_key(text: str | None) -> tuple[float, float] | None:
     return round(float(lo), 4), round(float(hi), 4)
 
 
-# metric key of the references -> key in our summaries (tasks/metrics.py); psnr depends on the form
+# metric key of the references -> key in our summaries (tasks/evaluate/metrics.py); psnr depends on the form
 SUMMARY_KEYS = {"mae": "mae_mean", "mse": "mse_mean", "ssim": "ssim_mean", "mssim": "ssim_mean",
                 "l1": "l1_mean", "l2": "l2_mean"}
 
@@ -551,10 +549,76 @@ def write_paper(paper: str, experiments: Sequence[Experiment], header_lines: Seq
         written.append(write_text_atomic(out_dir / f"{stem}.tex", render_latex(table, header_lines)))
         sections.append(md)
         summary[f"table-{table.id}"] = table.summary
-    from inpaintflow.tasks.scores import round_floats
+    from inpaintflow.tasks.evaluate.scores import round_floats
 
     written.append(write_text_atomic(out_dir / "README.md", "\n".join(sections)))
     written.append(write_text_atomic(summary_path or out_dir / "summary.json",
                                      json.dumps(round_floats(summary), indent=2, sort_keys=True,
                                                 ensure_ascii=False) + "\n"))
+    return written
+
+
+# dvc.yaml: inpaint@NAME, blend@NAME and evaluate@NAME write under <root>/<paper>/NAME, with
+# <paper> = inpaint.NAME.paper_id, so a paper's table stage depends on that paper's results only
+INPAINT_RUNS = Path("runs/inpaint")
+BLEND_RUNS = Path("runs/blend")
+METRICS = Path("runs/metrics")
+
+
+def experiment_dir(paper: str, name: str) -> Path:
+    return INPAINT_RUNS / paper / name
+
+
+def blend_dir(paper: str, name: str) -> Path:
+    return BLEND_RUNS / paper / name
+
+
+def metrics_file(paper: str, name: str) -> Path:
+    return METRICS / paper / f"{name}.json"
+
+
+def _experiment(name: str, params_path: Path) -> tuple[Experiment, list[str]]:
+    """The experiment's scores and the header lines that describe its inputs."""
+    entry = load_entry("inpaint", name, params_path)
+    scores = metrics_file(entry.paper_id, name)
+    if not scores.is_file():
+        raise FileNotFoundError(f"{scores}: missing; score the experiment first (dvc repro evaluate@{name})")
+    metrics = json.loads(scores.read_text())
+    data = load_step("data", entry.data, params_path)
+    masks = load_step("masks", entry.masks, params_path)
+    data_paper = load_step("data", entry.data, params_path, "paper")
+    masks_paper = load_step("masks", entry.masks, params_path, "paper")
+    train = metrics["experiment"].get("train") or {}
+    inception = sorted({r.get("inception_weights") or f"none ({r.get('fid_reason')})" for r in metrics["results"]})
+    p = load_step("inpaint", name, params_path)
+    steps = "" if p.method == "feed-forward" else \
+        f", steps {p.steps or 'paper'}" + (f" + {p.refine_steps or 'paper'}" if p.method == "yeh-refine" else "")
+    lines = [f"{name}: {metrics['experiment']['label']} ({p.method}{steps}), {metrics['experiment']['pairs']} "
+             f"pairs; data {entry.data} = {data.dataset} {data.size}px (paper: {data_paper.dataset}); "
+             f"masks {entry.masks} = {masks.family}, seed {masks.seed}, bins {masks.bins or 'fixed'}; "
+             f"run {entry.run}: {train.get('steps', '?')} steps, VGG-19 {train.get('vgg19', 'n/a')}; "
+             f"Inception {', '.join(inception)}"]
+    exp = Experiment(name=name, dataset=data_paper.dataset, masks=masks_paper.family, setting=entry.setting,
+                     metrics=metrics, params_count=train.get("parameters", {}))
+    return exp, lines
+
+
+def render_paper(paper: str, out: Path, params_path: Path, summary: Path | None) -> list[Path]:
+    """Write paper ``paper``'s tables, grids and provenance.json into ``out`` from the scores on
+    disk (paths relative to the working directory, as the DVC stage runs); returns the files."""
+    entry = load_entry("tables", paper, params_path)
+    names = entry.experiments
+    raw = read_yaml(params_path)
+    experiments, header = [], [f"profile: {active_profile(raw, params_path)}"]
+    for name in names:
+        exp, lines = _experiment(name, params_path)
+        experiments.append(exp)
+        header += lines
+    load_group("evaluate", params_path)
+    header += [f"code: git {code_commit()}", f"packages: {package_versions()}"]
+    written = write_paper(paper, experiments, header, out, summary_path=summary, labels=entry.labels)
+    for name in names:
+        written.append(write_grid(experiment_dir(paper, name), Path(out) / f"grid-{name}.png", blend_dir(paper, name)))
+    # read from dvc.lock now: under `dvc repro` every upstream stage has been locked by this point
+    written.append(write_provenance(out, collect_provenance(paper, params_path)))
     return written

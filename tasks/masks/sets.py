@@ -18,8 +18,8 @@ from typing import Any, Sequence
 
 from inpaintflow.conventions import (ConventionError, encode_mask_png, hole_ratio, write_bytes_atomic,
                                      write_csv_atomic, write_text_atomic)
-from inpaintflow.tasks.caching import sha256_bytes
-from inpaintflow.tasks.masks import FAMILIES, in_bin, make_mask, parse_ratio_bin
+from inpaintflow.tasks.pipeline.caching import sha256_bytes
+from inpaintflow.tasks.masks.generators import FAMILIES, in_bin, make_mask, parse_ratio_bin
 
 MANIFEST_COLUMNS = ("file", "index", "ratio", "bin", "family", "seed", "source", "sha256")
 FIXED_BIN = "fixed"  # bin label of the fixed-ratio patterns (paper 001's six, three-squares)
@@ -67,7 +67,7 @@ IMPORT_OBTAIN = {
 
 
 def _importer(family: str):
-    from inpaintflow.tasks.mask_import import import_nvidia_mask, import_quickdraw_mask
+    from inpaintflow.tasks.masks.importers import import_nvidia_mask, import_quickdraw_mask
 
     return {"nvidia": import_nvidia_mask, "quickdraw": import_quickdraw_mask}[family]
 

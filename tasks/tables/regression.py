@@ -6,7 +6,7 @@ walked for numeric leaves whose key names a metric: ``<m>_mean``, ``hole_<m>_mea
 the quality, and are not compared. Lists of results are addressed by their ``method`` label, so a
 key path reads ``results[R-MNet-0.4].bins.0.1-0.2.psnr_mean``.
 
-A value *regresses* when it moves the wrong way (inpaintflow.tasks.metrics.HIGHER_IS_BETTER) by more than
+A value *regresses* when it moves the wrong way (inpaintflow.tasks.evaluate.metrics.HIGHER_IS_BETTER) by more than
 the metric's tolerance, or when a value the baseline had is gone (missing, null or NaN).
 Everything here is pure: the caller reads the files (``git show HEAD:path`` for the baseline).
 """
@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from inpaintflow.tasks.metrics import HIGHER_IS_BETTER
+from inpaintflow.tasks.evaluate.metrics import HIGHER_IS_BETTER
 
 _MEAN = re.compile(r"^(?:hole_)?(?P<metric>[a-z0-9]+)_mean$")
 _SET_PSNR = re.compile(r"^(?:hole_)?psnr_of_mean_mse$")

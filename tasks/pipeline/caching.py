@@ -150,19 +150,3 @@ class _VerifiedFuture:
 
     def result(self):
         return self.check()._future.result()
-
-
-def retry_transient(task, task_run, state) -> bool:
-    """Prefect ``retry_condition_fn``: retry a cut connection, never a checksum mismatch
-    (the bytes would be the same wrong bytes) or a bad argument."""
-    from inpaintflow.tasks.download import ChecksumError
-
-    try:
-        state.result()
-    except ChecksumError:
-        return False
-    except (ValueError, FileNotFoundError):
-        return False
-    except Exception:
-        return True
-    return False

@@ -19,6 +19,7 @@ network.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -28,7 +29,8 @@ import scipy.linalg
 import torch
 
 from inpaintflow.conventions import read_image
-from inpaintflow.models.inception import load_fid_inception, resolve_inception_weights
+from inpaintflow.models.inception import INCEPTION_WEIGHTS, load_fid_inception, resolve_inception_weights
+from inpaintflow.tasks.data.download import ChecksumError, UnverifiedDownloadWarning, download, file_digest
 
 SQRTM_EPS = 1e-6  # pytorch-fid's diagonal offset for a singular covariance product
 IMAG_ATOL = 1e-3  # largest imaginary part on the diagonal of sqrtm treated as rounding noise
@@ -204,3 +206,27 @@ def fid_between_dirs(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
     gt = activation_stats(net, gt_paths, batch_size, device)
     fid = frechet_distance(pred.mean(), pred.cov(), gt.mean(), gt.cov())
     return {**result, "fid": fid, "weights": f"{path} (sha256 {net.weights_sha256[:16]})"}
+
+
+def download_inception_weights(dest_dir: str | os.PathLike, *, url: str = INCEPTION_WEIGHTS.url,
+                               timeout_s: float = 60.0) -> Path:
+    """Download the FID weights into ``dest_dir`` (resumable) and verify the sha256 prefix.
+
+    Uses :func:`inpaintflow.tasks.data.download.download`, which verifies full digests only; as only the prefix
+    is known, it runs without one and the prefix is checked here. A file that fails the check
+    is deleted and :class:`inpaintflow.tasks.data.download.ChecksumError` is raised, naming URL and file.
+    """
+    dest = Path(dest_dir) / INCEPTION_WEIGHTS.file_name
+    expected = INCEPTION_WEIGHTS.sha256_prefix
+    if dest.is_file() and not file_digest(dest).startswith(expected):
+        dest.unlink()  # download() would trust an existing file when given no checksum
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnverifiedDownloadWarning)  # the prefix is checked below
+        download(url, dest, None, timeout_s=timeout_s)
+    actual = file_digest(dest)
+    if not actual.startswith(expected):
+        dest.unlink()
+        raise ChecksumError(f"{url}: checksum mismatch for {dest}: expected a sha256 starting "
+                            f"with {expected}, got {actual}; the file was deleted",
+                            url=url, path=dest, expected=expected, actual=actual)
+    return dest

@@ -1,0 +1,1 @@
+"""Step ``blend``: ``poisson``, Poisson blending of the latent methods' results."""
