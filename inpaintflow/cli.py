@@ -254,6 +254,16 @@ def cmd_inpaint_stage(args) -> None:
     _inpaint(experiment_settings(args.name, Path(args.out), Path(args.params), _device(args.device)))
 
 
+def _need_dirs(args, command: str, flags: tuple[str, ...]) -> None:
+    """Without --experiment, ``command`` needs each of ``flags``, and each must be a folder."""
+    missing = [f"--{f}" for f in flags if not getattr(args, f)]
+    if missing:
+        raise ValueError(f"{command} needs {', '.join(missing)} (or --experiment DIR)")
+    for flag in flags:
+        if not Path(getattr(args, flag)).is_dir():
+            raise FileNotFoundError(f"--{flag} {getattr(args, flag)}: not a directory")
+
+
 def cmd_blend(args) -> None:
     if args.experiment:
         if not (Path(args.experiment) / "inpaint.json").is_file():
@@ -264,12 +274,7 @@ def cmd_blend(args) -> None:
 
         blend_experiment_flow(experiment=Path(args.experiment), out=Path(args.out))
         return
-    missing = [f"--{f}" for f in ("generated", "damaged", "masks") if not getattr(args, f)]
-    if missing:
-        raise ValueError(f"blend needs {', '.join(missing)} (or --experiment DIR)")
-    for flag in ("generated", "damaged", "masks"):
-        if not Path(getattr(args, flag)).is_dir():
-            raise FileNotFoundError(f"--{flag} {getattr(args, flag)}: not a directory")
+    _need_dirs(args, "blend", ("generated", "damaged", "masks"))
     _api()
     from inpaintflow.flows.blend import blend_flow
 
@@ -291,12 +296,7 @@ def cmd_evaluate(args) -> None:
             batch_size=p.batch_size, inception_weights=args.inception_weights or p.inception_weights,
             device=_device(args.device), blend=Path(args.blend) if args.blend else None)
         return
-    missing = [f"--{f}" for f in ("pred", "gt", "masks") if not getattr(args, f)]
-    if missing:
-        raise ValueError(f"evaluate needs {', '.join(missing)} (or --experiment DIR)")
-    for flag in ("pred", "gt", "masks"):
-        if not Path(getattr(args, flag)).is_dir():
-            raise FileNotFoundError(f"--{flag} {getattr(args, flag)}: not a directory")
+    _need_dirs(args, "evaluate", ("pred", "gt", "masks"))
     _api()
     from inpaintflow.flows.evaluate import evaluate_flow
     from inpaintflow.runtime import with_task_runner
@@ -438,6 +438,16 @@ def cmd_demo(args) -> None:
           " shows the Prefect UI address.")
 
 
+def _stage_parser(group, step: str, func) -> argparse.ArgumentParser:
+    """``inpaintflow STEP stage NAME --out DIR``: the DVC stage of params.yaml STEP.NAME."""
+    p = group.add_parser("stage", help=f"DVC stage: build params.yaml {step}.NAME")
+    p.add_argument("name")
+    p.add_argument("--out", required=True)
+    p.add_argument("--params", default="params.yaml")
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inpaintflow", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="group", required=True)
@@ -453,11 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, required=True)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_data_prepare)
-    p = data.add_parser("stage", help="DVC stage: build params.yaml data.NAME")
-    p.add_argument("name")
-    p.add_argument("--out", required=True)
-    p.add_argument("--params", default="params.yaml")
-    p.set_defaults(func=cmd_data_stage)
+    _stage_parser(data, "data", cmd_data_stage)
     data.add_parser("list", help="registered datasets").set_defaults(func=cmd_data_list)
 
     masks = sub.add_parser("masks", help="mask generators and importers").add_subparsers(dest="cmd", required=True)
@@ -478,11 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, help="at most this many per bin")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_masks_import)
-    p = masks.add_parser("stage", help="DVC stage: build params.yaml masks.NAME")
-    p.add_argument("name")
-    p.add_argument("--out", required=True)
-    p.add_argument("--params", default="params.yaml")
-    p.set_defaults(func=cmd_masks_stage)
+    _stage_parser(masks, "masks", cmd_masks_stage)
     masks.add_parser("list", help="mask families").set_defaults(func=cmd_masks_list)
 
     train = sub.add_parser("train", help="train a paper's model").add_subparsers(dest="cmd", required=True)

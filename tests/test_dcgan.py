@@ -9,20 +9,13 @@ from contextlib import nullcontext
 import pytest
 import torch
 
+from gan_checks import fit_fixed_target
 from inpaintflow.models.common import StepContext
 from inpaintflow.models.dcgan import (Config, DCGANRecipe, Discriminator, Generator, discriminator_loss,
                           generator_loss, layer_table)
 
 CPU = StepContext(step=0, autocast=nullcontext, device=torch.device("cpu"))
 S = Config.tiny().image_size  # 64
-
-
-def smooth_targets(batch: int, size: int) -> torch.Tensor:
-    """Per-sample colour ramps in [-0.8, 0.8]: (B, 3, S, S) images a tiny G can represent."""
-    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size),
-                            indexing="ij")
-    colours = torch.rand(batch, 3, 1, 1) * 2 - 1
-    return 0.8 * colours * (0.5 * xx + 0.5 * yy)
 
 
 def test_paper_config_values():
@@ -153,17 +146,7 @@ def test_discriminator_overfits_a_fixed_real_and_fake_batch():
 def test_generator_matches_a_fixed_target():
     """G maps 4 fixed z to 4 fixed smooth images: the MSE falls 10-fold in 30 steps."""
     torch.manual_seed(0)
-    recipe = DCGANRecipe(Config.tiny())
-    G = recipe.nets["generator"]
-    z, target = recipe.sample_z(4), smooth_targets(4, S)
-    opt = recipe.optimizers["generator"]
-    losses = []
-    for _ in range(30):
-        opt.zero_grad()
-        loss = (G(z) - target).pow(2).mean()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = fit_fixed_target(DCGANRecipe(Config.tiny()), S, 30)
     assert losses[-1] < 0.1 * losses[0]
 
 

@@ -128,12 +128,17 @@ def test_image_gradients_one_sided_at_the_hole_boundary():
     assert image_gradients(torch.ones(1, 1, 1, 4) * 5, lone)[0].flatten().tolist() == [0] * 4
 
 
+def pair_with_hole(*, seed: int, batch: int, size: int):
+    """Two random (B, 3, size, size) batches, a random hole and its context weights (7x7)."""
+    rng = np.random.default_rng(seed)
+    x = torch.from_numpy(rng.normal(size=(batch, 3, size, size)))
+    y = torch.from_numpy(rng.normal(size=(batch, 3, size, size)))
+    hole = random_hole(rng, batch, size, size)
+    return x, y, hole, context_weights(hole, 7)
+
+
 def test_gradient_loss_matches_numpy_reference():
-    rng = np.random.default_rng(2)
-    x = torch.from_numpy(rng.normal(size=(2, 3, 9, 9)))
-    y = torch.from_numpy(rng.normal(size=(2, 3, 9, 9)))
-    hole = random_hole(rng, 2, 9, 9)
-    w = context_weights(hole, 7)
+    x, y, hole, w = pair_with_hole(seed=2, batch=2, size=9)
     got = gradient_loss(x, y, hole, w)
     for k in range(2):
         ref = 0.0
@@ -145,11 +150,7 @@ def test_gradient_loss_matches_numpy_reference():
 
 
 def test_context_and_consensus_losses_are_per_image_sums():
-    rng = np.random.default_rng(3)
-    x = torch.from_numpy(rng.normal(size=(3, 3, 8, 8)))
-    y = torch.from_numpy(rng.normal(size=(3, 3, 8, 8)))
-    hole = random_hole(rng, 3, 8, 8)
-    w = context_weights(hole, 7)
+    x, y, hole, w = pair_with_hole(seed=3, batch=3, size=8)
     ref = (w.numpy() * np.abs(x.numpy() - y.numpy())).sum(axis=(1, 2, 3))
     np.testing.assert_allclose(weighted_context_loss(x, y, w).numpy(), ref, rtol=1e-12)
     glob, inp = global_consensus_loss(x, y, hole), inpainting_consensus_loss(x, y, hole)

@@ -246,13 +246,18 @@ def _paint_walk(mask: np.ndarray, rng: np.random.Generator) -> Iterator[None]:
         yield
 
 
+def _paint_n(size: int, painter, rng: np.random.Generator, n: int) -> np.ndarray:
+    """A fresh mask with the first ``n`` marks of ``painter(mask, rng)`` drawn on it."""
+    mask = _empty(size)
+    marks = painter(mask, rng)
+    for _ in range(n):
+        next(marks)
+    return mask
+
+
 def _draw_contiguous(size: int, rng: np.random.Generator) -> np.ndarray:
     n_strokes = int(rng.integers(1, RW_MAX_STROKES + 1))
-    mask = _empty(size)
-    walk = _paint_walk(mask, rng)
-    for _ in range(n_strokes):
-        next(walk)
-    return mask
+    return _paint_n(size, _paint_walk, rng, n_strokes)
 
 
 def _grow_contiguous(size: int, rng: np.random.Generator,
@@ -307,11 +312,7 @@ def _paint_scattered_shapes(mask: np.ndarray, rng: np.random.Generator) -> Itera
 
 def _draw_discontiguous(size: int, rng: np.random.Generator) -> np.ndarray:
     n_shapes = int(rng.integers(DC_SHAPES_NO_BIN[0], DC_SHAPES_NO_BIN[1] + 1))
-    mask = _empty(size)
-    shapes = _paint_scattered_shapes(mask, rng)
-    for _ in range(n_shapes):
-        next(shapes)
-    return mask
+    return _paint_n(size, _paint_scattered_shapes, rng, n_shapes)
 
 
 def _grow_discontiguous(size: int, rng: np.random.Generator,
