@@ -62,7 +62,7 @@ def main() -> None:
     t_ours = best_of(ours)
     t_ref = best_of(skimage_loop)
     print(f"metrics on {N_IMAGES} RGB {SIZE}x{SIZE} pairs, torch and cv2 threads = 1 (fair single-core comparison)")
-    print(f"  inpaintflow.tasks.evaluate.metrics.image_metrics, batch {BATCH}, all 12 metrics : {N_IMAGES / t_ours:8.1f} images/s")
+    print(f"  tasks/evaluate/metrics.py image_metrics, batch {BATCH}, all 12 metrics : {N_IMAGES / t_ours:8.1f} images/s")
     print(f"  per-image skimage SSIM + numpy MAE/MSE/PSNR (6 fewer)     : {N_IMAGES / t_ref:8.1f} images/s")
     print(f"  ratio (ours / skimage loop)                               : {t_ref / t_ours:8.2f}x")
 

@@ -18,9 +18,9 @@ import numpy as np
 from PIL import Image
 
 from timing import best_of
-from inpaintflow.tasks.masks.generators import FAMILIES, make_mask
-from inpaintflow.tasks.data.prepare import crop_image, decode_to_rgb8, resize_image
 from inpaintflow.conventions import encode_image_png
+from inpaintflow.tasks.data.prepare import crop_image, decode_to_rgb8, resize_image
+from inpaintflow.tasks.masks.generators import FAMILIES, make_mask
 
 
 

@@ -18,13 +18,13 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from inpaintflow import conventions
-from inpaintflow.tasks.data import prepare, synthetic_faces
 from inpaintflow.flows.fetch import clear_manifest, fetch_file
 from inpaintflow.params import DatasetParams
-from inpaintflow.tasks.pipeline.caching import content_key, outputs_intact, run_verified, verified_results
+from inpaintflow.tasks.data import prepare, synthetic_faces
 from inpaintflow.tasks.data.datasets import get_spec
 from inpaintflow.tasks.data.prepare import SourceItem
 from inpaintflow.tasks.data.sources import resolve_source
+from inpaintflow.tasks.pipeline.caching import content_key, outputs_intact, run_verified, verified_results
 
 
 @task(cache_key_fn=content_key(code=[prepare, synthetic_faces, conventions],

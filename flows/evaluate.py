@@ -20,9 +20,9 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
-from inpaintflow.tasks.evaluate.scoring import EvaluationError, plan_scoring, score_images, write_scores
 from inpaintflow.tasks.evaluate.fid import fid_between_dirs
 from inpaintflow.tasks.evaluate.scores import read_experiment, scored_results, slug, write_metrics
+from inpaintflow.tasks.evaluate.scoring import EvaluationError, plan_scoring, score_images, write_scores
 
 CHUNK_SIZE = 256  # images per scoring task: a few seconds of CPU at 256 px, few tasks per set
 

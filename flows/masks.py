@@ -14,12 +14,12 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from inpaintflow import conventions
-from inpaintflow.tasks.masks import generators, importers, sets
 from inpaintflow.flows.fetch import clear_manifest, fetch_file
-from inpaintflow.tasks.pipeline.caching import content_key, outputs_intact, run_verified, verified_results
 from inpaintflow.tasks.data.datasets import DatasetSpec
-from inpaintflow.tasks.masks.importers import iter_mask_files
 from inpaintflow.tasks.data.sources import resolve_source
+from inpaintflow.tasks.masks import generators, importers, sets
+from inpaintflow.tasks.masks.importers import iter_mask_files
+from inpaintflow.tasks.pipeline.caching import content_key, outputs_intact, run_verified, verified_results
 
 _MASK_CODE = [generators, sets, conventions]
 

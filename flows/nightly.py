@@ -31,13 +31,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.schedules import Cron
 
-from inpaintflow.tasks.tables.render import metrics_file
 from inpaintflow.params import NightlyParams, active_profile, load_entry, load_group, read_yaml
 from inpaintflow.tasks.pipeline import git as gitops
 from inpaintflow.tasks.pipeline.dvc import run_dvc
-from inpaintflow.tasks.pipeline.nightly import (LOCK_FILE, Remote, check_date, commit_message, commit_paths, default_remote,
-                           is_empty_dir, lock_outputs, pipeline_owned, run_date)
+from inpaintflow.tasks.pipeline.nightly import (LOCK_FILE, Remote, check_date, commit_message, commit_paths,
+                                                default_remote, is_empty_dir, lock_outputs, pipeline_owned, run_date)
 from inpaintflow.tasks.tables.regression import REPORT_LINES, Comparison, compare_files
+from inpaintflow.tasks.tables.render import metrics_file
 
 DEPLOYMENT = "nightly-retrain"
 FLOW_NAME = "nightly-retrain"

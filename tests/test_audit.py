@@ -13,9 +13,10 @@ import yaml
 
 from inpaintflow.cli import main
 from inpaintflow.tasks.tables.audit import (AuditReport, CheckResult, Finding, Target, compare_bytes, compare_dirs,
-                         compare_provenance, flatten, key_text, parse_status, render_report, resolve_target,
-                         status_findings, table_summary)
-from inpaintflow.tasks.tables.render import PROVENANCE_FILE, provenance_json, provenance_record, stage_inputs, write_provenance
+                                            compare_provenance, flatten, key_text, parse_status, render_report,
+                                            resolve_target, status_findings, table_summary)
+from inpaintflow.tasks.tables.render import (PROVENANCE_FILE, provenance_json, provenance_record, stage_inputs,
+                                             write_provenance)
 from test_dvc import REPO, TINY, copy_project, dvc
 
 # TINY without its latent-optimisation experiment: the rmnet table alone, about half the repro time

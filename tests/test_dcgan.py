@@ -11,8 +11,8 @@ import torch
 
 from gan_checks import fit_fixed_target
 from inpaintflow.models.common import StepContext
-from inpaintflow.models.dcgan import (Config, DCGANRecipe, Discriminator, Generator, discriminator_loss,
-                          generator_loss, layer_table)
+from inpaintflow.models.dcgan import (Config, DCGANRecipe, Discriminator, Generator, discriminator_loss, generator_loss,
+                                      layer_table)
 
 CPU = StepContext(step=0, autocast=nullcontext, device=torch.device("cpu"))
 S = Config.tiny().image_size  # 64

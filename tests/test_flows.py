@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import inpaintflow.tasks.masks.sets
 import inpaintflow.tasks.data.prepare
-from inpaintflow.flows.data import prepare_dataset
-from inpaintflow.flows.masks import import_mask_set, make_mask_set
+import inpaintflow.tasks.masks.sets
 from http_server import serve_directory
 from inpaintflow.conventions import read_mask
+from inpaintflow.flows.data import prepare_dataset
+from inpaintflow.flows.masks import import_mask_set, make_mask_set
 from inpaintflow.params import DatasetParams
 from inpaintflow.tasks.data.download import ChecksumError
 from inpaintflow.tasks.data.prepare import read_manifest

@@ -15,22 +15,10 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from inpaintflow.models.common import StepContext, count_parameters
-from inpaintflow.models.gla import (
-    Config,
-    ConvInsteadOfAttention,
-    Discriminator,
-    Generator,
-    GlobalLocalAttention,
-    GLARecipe,
-    MaskPrunedGlobalAttention,
-    lorentzian_loss,
-    parameter_counts,
-    rahinge_discriminator_loss,
-    rahinge_generator_loss,
-    reconstruction_loss,
-    ssim,
-    ssim_loss,
-)
+from inpaintflow.models.gla import (Config, ConvInsteadOfAttention, Discriminator, Generator, GlobalLocalAttention,
+                                    GLARecipe, MaskPrunedGlobalAttention, lorentzian_loss, parameter_counts,
+                                    rahinge_discriminator_loss, rahinge_generator_loss, reconstruction_loss, ssim,
+                                    ssim_loss)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from inpaintflow.conventions import DAMAGED_HOLE_VALUE, read_image, read_mask
+from inpaintflow.tasks.blend.poisson import blend_batch, blend_experiment
+from inpaintflow.tasks.data.prepare import prepare_items, synthetic_items, write_manifest
+from inpaintflow.tasks.evaluate.scores import ScoresError, scored_results
 from inpaintflow.tasks.inpaint.baselines import BASELINES
 from inpaintflow.tasks.inpaint.batch import InpaintError, InpaintSettings, plan_pairs, run_experiment
-from inpaintflow.tasks.blend.poisson import blend_batch, blend_experiment
-from inpaintflow.tasks.evaluate.scores import ScoresError, scored_results
 from inpaintflow.tasks.masks.sets import make_masks, mask_jobs, write_mask_manifest
-from inpaintflow.tasks.data.prepare import prepare_items, synthetic_items, write_manifest
 from inpaintflow.tasks.train.engine import TrainSettings, train
 
 SIZE = 32

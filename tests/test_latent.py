@@ -12,10 +12,10 @@ import torch
 
 from inpaintflow.models import dcgan, wgan_gp
 from inpaintflow.tasks.inpaint.latent import (REFINEMENT_MU, RefinementSettings, VitoriaSettings, YehSettings,
-                          context_weights, frozen, global_consensus_loss, gradient_loss,
-                          image_gradients, inpaint_vitoria, inpaint_yeh,
-                          inpainting_consensus_loss, perceptual_loss_from_logits,
-                          prior_loss_wgan, refine_consensus, weighted_context_loss)
+                                              context_weights, frozen, global_consensus_loss, gradient_loss,
+                                              image_gradients, inpaint_vitoria, inpaint_yeh, inpainting_consensus_loss,
+                                              perceptual_loss_from_logits, prior_loss_wgan, refine_consensus,
+                                              weighted_context_loss)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from inpaintflow.conventions import ConventionError
-from inpaintflow.tasks.masks.importers import (import_nvidia_mask, import_quickdraw_mask, iter_mask_files,
-                               nvidia_bin_from_index)
 from inpaintflow.tasks.masks.generators import in_bin, parse_ratio_bin
+from inpaintflow.tasks.masks.importers import (import_nvidia_mask, import_quickdraw_mask, iter_mask_files,
+                                               nvidia_bin_from_index)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"  # ../shared beside the repository
 NVIDIA_SAMPLE = SHARED / "data" / "nvidia-irregular-test-sample"

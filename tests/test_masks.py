@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from inpaintflow.conventions import hole_ratio, read_mask, write_mask
-from inpaintflow.tasks.masks.generators import (FAMILIES, FF_ANGLE_RANGE_RAD, FF_MEAN_ANGLE_RAD, MaskRatioError,
-                         Stroke, draw_strokes, format_ratio_bin, free_form_strokes, generate_mask,
-                         in_bin, make_mask, mask_rng, parse_ratio_bin)
+from inpaintflow.tasks.masks.generators import (FAMILIES, FF_ANGLE_RANGE_RAD, FF_MEAN_ANGLE_RAD, MaskRatioError, Stroke,
+                                                draw_strokes, format_ratio_bin, free_form_strokes, generate_mask,
+                                                in_bin, make_mask, mask_rng, parse_ratio_bin)
 
 SIZES = (64, 256)
 SEED = 1234

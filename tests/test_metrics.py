@@ -12,7 +12,7 @@ from skimage import data
 from skimage.metrics import structural_similarity
 
 from inpaintflow.tasks.evaluate.metrics import (ALL_METRICS, HOLE_METRICS, METRICS, image_metrics, psnr_from_mse,
-                           psnr_of_mean_mse, ssim_map, summarise, summary_columns)
+                                                psnr_of_mean_mse, ssim_map, summarise, summary_columns)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inpaintflow.flows.nightly import DEPLOYMENT, ENTRYPOINT, FLOW_NAME, RegressionError, build_deployment, next_runs
 from inpaintflow.cli import main
+from inpaintflow.flows.nightly import DEPLOYMENT, ENTRYPOINT, FLOW_NAME, RegressionError, build_deployment, next_runs
 from inpaintflow.params import ParamsError, load_group, validate_file
 from inpaintflow.tasks.pipeline.git import GitError
 from test_dvc import REPO, TINY, copy_project, dvc

@@ -1,4 +1,5 @@
-"""Poisson blending (inpaintflow.tasks.blend.poisson): exactness, OpenCV's seamlessClone, the image border, batches, folders."""
+"""Poisson blending (tasks/blend/poisson.py): exactness, OpenCV's seamlessClone, the image border, batches,
+folders."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import inpaintflow.tasks.blend.poisson as poisson
 from inpaintflow.conventions import damage, write_image, write_mask
 from inpaintflow.tasks.blend.poisson import (OPERATORS, BlendError, PoissonSolver, apply_operator, blend_batch,
-                           blend_dirs, operator_matrix, poisson_blend)
+                                             blend_dirs, operator_matrix, poisson_blend)
 
 KERNELS = {  # the operators as plain 3x3 convolutions, for the image interior
     "five-point": np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float64),

@@ -8,7 +8,7 @@ from PIL import Image
 
 from inpaintflow.tasks.data.datasets import DATASETS, get_spec, split_by_folder, split_last
 from inpaintflow.tasks.data.prepare import (BadImageError, EmptySourceError, center_crop, crop_image, decode_to_rgb8,
-                           folder_items, prepare_items, read_manifest, resize_image, write_manifest)
+                                            folder_items, prepare_items, read_manifest, resize_image, write_manifest)
 
 
 def _png(array, mode=None) -> bytes:

@@ -13,23 +13,10 @@ import torch
 import torch.nn.functional as F
 
 from inpaintflow.models.common import StepContext
-from inpaintflow.models.regionwise import (
-    CA_LAYERS,
-    Config,
-    Discriminator,
-    GenConv,
-    Generator,
-    Layer,
-    RegionwiseConv2d,
-    RegionwiseRecipe,
-    adversarial_discriminator_loss,
-    adversarial_generator_loss,
-    correlation_loss,
-    gram_matrix,
-    pairwise_correlation,
-    resize_hole_mask,
-    style_loss,
-)
+from inpaintflow.models.regionwise import (CA_LAYERS, Config, Discriminator, GenConv, Generator, Layer,
+                                           RegionwiseConv2d, RegionwiseRecipe, adversarial_discriminator_loss,
+                                           adversarial_generator_loss, correlation_loss, gram_matrix,
+                                           pairwise_correlation, resize_hole_mask, style_loss)
 
 VGG_LAYERS = ("pool1", "pool2", "pool3")
 

@@ -8,7 +8,8 @@ import pytest
 
 from inpaintflow.params import Tolerances
 from inpaintflow.tasks.evaluate.metrics import HIGHER_IS_BETTER
-from inpaintflow.tasks.pipeline.nightly import Remote, commit_paths, default_remote, lock_outputs, pipeline_owned, run_date
+from inpaintflow.tasks.pipeline.nightly import (Remote, commit_paths, default_remote, lock_outputs, pipeline_owned,
+                                                run_date)
 from inpaintflow.tasks.tables.regression import compare_files, compare_scores, metric_of
 
 TOL = {"psnr": 0.5, "ssim": 0.01, "mae": 1.0, "mse": 25.0, "l1": 0.004, "l2": 0.0004, "fid": 1.0}

@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from inpaintflow.models.common import StepContext, compose
-from inpaintflow.models.rmnet import (PAPER_CRITIC_LR, Config, RMNetCritic, RMNetGenerator, RMNetRecipe,
-                          generator_loss, masked_image, masked_prediction, reverse_mask,
-                          reverse_mask_loss)
+from inpaintflow.models.rmnet import (PAPER_CRITIC_LR, Config, RMNetCritic, RMNetGenerator, RMNetRecipe, generator_loss,
+                                      masked_image, masked_prediction, reverse_mask, reverse_mask_loss)
 from inpaintflow.models.vgg import load_vgg19
 
 CPU = StepContext(step=0, autocast=contextlib.nullcontext, device=torch.device("cpu"))

@@ -10,11 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from inpaintflow.tasks.data.synthetic_faces import (
-    BACKGROUNDS, EYE_COLORS, FACE_SHAPES, FACIAL_HAIR, HAIR_COLORS, HAIR_STYLES, IRIS_R, MAX_ROLL_RAD,
-    MOUTHS, PRESENTATIONS, PUPIL_R, FaceAttributes, feature_boxes, landmarks, render_face,
-    sample_attributes, synthetic_face,
-)
+from inpaintflow.tasks.data.synthetic_faces import (BACKGROUNDS, EYE_COLORS, FACE_SHAPES, FACIAL_HAIR, HAIR_COLORS,
+                                                    HAIR_STYLES, IRIS_R, MAX_ROLL_RAD, MOUTHS, PRESENTATIONS, PUPIL_R,
+                                                    FaceAttributes, feature_boxes, landmarks, render_face,
+                                                    sample_attributes, synthetic_face)
 
 N_SAMPLES = 200
 

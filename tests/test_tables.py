@@ -5,7 +5,7 @@ import math
 import pytest
 
 from inpaintflow.tasks.tables.render import (PAPERS, REPRODUCED, Experiment, build_table, load_references, render_csv,
-                          render_latex, render_markdown)
+                                             render_latex, render_markdown)
 
 REFS = load_references()
 

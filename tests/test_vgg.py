@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from inpaintflow.models.vgg import (CAFFE_MEAN_BGR, CONV_NAMES, ENV_VAR, LAYER_PLAN, TORCHVISION_FILENAME,
-                        VGG19Features, VGGWeightsError, caffe_preprocess, convs_needed, load_vgg19,
-                        resolve_vgg_weights, torchvision_preprocess)
+                                    VGG19Features, VGGWeightsError, caffe_preprocess, convs_needed, load_vgg19,
+                                    resolve_vgg_weights, torchvision_preprocess)
 
 NPY_FOLDER = Path(__file__).resolve().parents[2] / "shared" / "weights" / "vgg19-imagenet-block1-3"
 BLOCK1_3 = tuple(n for n in CONV_NAMES if n.startswith(("block1", "block2", "block3")))

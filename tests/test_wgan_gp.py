@@ -14,9 +14,8 @@ from torch import nn
 import inpaintflow.models.wgan_gp as wgan_gp
 from gan_checks import fit_fixed_target
 from inpaintflow.models.common import StepContext
-from inpaintflow.models.wgan_gp import (Config, Critic, Generator, LayerNorm2d, WGANGPRecipe,
-                            channel_multipliers, critic_loss, generator_loss, gradient_penalty,
-                            random_hflip)
+from inpaintflow.models.wgan_gp import (Config, Critic, Generator, LayerNorm2d, WGANGPRecipe, channel_multipliers,
+                                        critic_loss, generator_loss, gradient_penalty, random_hflip)
 
 CPU = StepContext(step=0, autocast=nullcontext, device=torch.device("cpu"))
 S = Config.tiny().image_size  # 64

@@ -28,8 +28,8 @@ import numpy as np
 from PIL import Image
 
 from inpaintflow.conventions import encode_image_png, write_bytes_atomic, write_csv_atomic, write_text_atomic
-from inpaintflow.tasks.pipeline.caching import sha256_bytes
 from inpaintflow.tasks.data.datasets import DatasetSpec, split_from_file
+from inpaintflow.tasks.pipeline.caching import sha256_bytes
 
 MANIFEST_COLUMNS = ("id", "split", "file", "source", "sha256", "size")
 REPORT_COLUMNS = ("source", "reason")

@@ -15,8 +15,8 @@ from typing import Callable
 from urllib.parse import urlparse
 
 from inpaintflow.runtime import state_dir
-from inpaintflow.tasks.data.datasets import DatasetSpec, RemoteFile
 from inpaintflow.tasks.data.archives import safe_extract
+from inpaintflow.tasks.data.datasets import DatasetSpec, RemoteFile
 from inpaintflow.tasks.data.download import Checksum, ChecksumError, file_digest
 
 Fetch = Callable[[str, Path, Checksum | None], Path]

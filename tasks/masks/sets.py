@@ -18,8 +18,8 @@ from typing import Any, Sequence
 
 from inpaintflow.conventions import (ConventionError, encode_mask_png, hole_ratio, write_bytes_atomic,
                                      write_csv_atomic, write_text_atomic)
-from inpaintflow.tasks.pipeline.caching import sha256_bytes
 from inpaintflow.tasks.masks.generators import FAMILIES, in_bin, make_mask, parse_ratio_bin
+from inpaintflow.tasks.pipeline.caching import sha256_bytes
 
 MANIFEST_COLUMNS = ("file", "index", "ratio", "bin", "family", "seed", "source", "sha256")
 FIXED_BIN = "fixed"  # bin label of the fixed-ratio patterns (paper 001's six, three-squares)
