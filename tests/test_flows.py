@@ -136,3 +136,26 @@ def test_nvidia_import_flow_on_the_real_sample(tmp_path, shared_dir):
     text = manifest.read_text().splitlines()
     assert len(text) == 1 + 10
     assert (tmp_path / "nv" / "report.csv").is_file()
+
+
+def test_a_task_shipped_by_value_to_another_process_keeps_its_cache_key(tmp_path):
+    """A Dask worker gets the task pickled by value, its code with no source file behind it; the
+    cache key computed there must still cover the task's source, and equal the one computed here."""
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    import cloudpickle
+
+    from inpaintflow.flows.data import prepare_shard
+
+    arguments = {"items": [], "crop": "center", "size": 8, "seed": 1, "out_dir": tmp_path}
+    here = prepare_shard.cache_key_fn(SimpleNamespace(task=prepare_shard), arguments)
+    shipped = tmp_path / "shipped.pkl"
+    shipped.write_bytes(cloudpickle.dumps((prepare_shard, arguments)))
+    unpickle_and_key = ("import pickle, sys; from types import SimpleNamespace\n"
+                        "task, arguments = pickle.load(open(sys.argv[1], 'rb'))\n"
+                        "print(task.cache_key_fn(SimpleNamespace(task=task), arguments))")
+    there = subprocess.run([sys.executable, "-c", unpickle_and_key, str(shipped)],
+                           check=True, capture_output=True, text=True, cwd=tmp_path)
+    assert there.stdout.strip() == here

@@ -15,6 +15,7 @@ the Dask cluster when there is one).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import inspect
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -81,6 +82,22 @@ def source_digest(modules: Iterable[ModuleType]) -> str:
     return h.hexdigest()
 
 
+def _task_source(fn: Callable[..., Any]) -> str:
+    """The source of a task's function, also on a Dask worker.
+
+    A task shipped to a worker arrives pickled by value (its module attribute is the Task, not
+    the function), and cloudpickle rebuilds its code with no file behind it; the module itself
+    imports on the worker, so the function is looked up there by its qualified name.
+    """
+    try:
+        return inspect.getsource(fn)
+    except OSError:
+        defined = importlib.import_module(fn.__module__)
+        for part in fn.__qualname__.split("."):
+            defined = getattr(defined, part)
+        return inspect.getsource(getattr(defined, "fn", defined))
+
+
 def content_key(*, code: Iterable[ModuleType], exclude: Iterable[str] = (),
                 keep_paths: Iterable[str] = ()) -> Callable[[Any, dict[str, Any]], str]:
     """A ``cache_key_fn``: sha256 over file contents, parameters and the given modules' source.
@@ -98,7 +115,7 @@ def content_key(*, code: Iterable[ModuleType], exclude: Iterable[str] = (),
             if name in exclude:
                 continue
             canonical[name] = str(Path(value).resolve()) if name in keep_paths else _canonical(value)
-        task_source = inspect.getsource(context.task.fn) if context is not None else ""
+        task_source = _task_source(context.task.fn) if context is not None else ""
         h = hashlib.sha256()
         h.update(repr(canonical).encode())
         h.update(task_source.encode())
