@@ -200,7 +200,8 @@ def cmd_train_stage(args) -> None:
     settings = TrainSettings(
         model=p.model, data=args.data, out=args.out, steps=p.steps, batch_size=p.batch_size, size=p.size,
         seed=p.seed, checkpoint_every=p.checkpoint_every, preview_every=p.preview_every,
-        log_every=p.log_every, model_config=dict(p.model_config_overrides), tiny=p.tiny,
+        log_every=p.log_every, val_every=p.val_every, val_images=p.val_images,
+        model_config=dict(p.model_config_overrides), tiny=p.tiny,
         vgg_weights=args.vgg_weights or p.vgg_weights, allow_random_vgg=p.allow_random_vgg,
         progress=not args.no_progress)
     _run_training(settings, "auto")  # DVC keeps the run dir (persist): a killed run resumes

@@ -92,6 +92,8 @@ class TrainParams(_Strict):
     checkpoint_every: int = Field(default=500, gt=0)
     preview_every: int = Field(default=500, gt=0)
     log_every: int = Field(default=10, gt=0)
+    val_every: int = Field(default=0, ge=0, description="validation curve every N steps (0: none)")
+    val_images: int = Field(default=16, ge=0, description="fixed validation batch size")
     tiny: bool = Field(default=False, description="start from the paper's Config.tiny() (CPU demo)")
     model_config_overrides: dict[str, Any] = Field(default_factory=dict, alias="model_config",
                                                    description="overrides of the paper's Config")

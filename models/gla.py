@@ -109,6 +109,9 @@ Choices where the paper is silent (all in :class:`Config` or named here)
       layer, zero biases; the paper and the reference code use framework defaults.
     * Order in one iteration: one discriminator step on the detached composite, then one
       generator step (the reference trainer's order).
+    * Demo only: ``adv_warmup_steps`` (0 in the paper config) trains on L_recon alone for the
+      first steps, the discriminator neither run nor updated, as paper 003 warms up: a CPU
+      demo of minutes is spent where the hinge term would only add noise to a blurry fill.
 
 Parameters (``count_parameters``; the paper reports 8.71 M, Table 4)
     paper Config: generator 4,156,873 (coarse 2,053,668 incl. MPGA 49,537; refinement
@@ -121,7 +124,7 @@ Parameters (``count_parameters``; the paper reports 8.71 M, Table 4)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import torch
@@ -213,6 +216,7 @@ class Config:
     l1_weight: float = 0.75  # lambda of Eq. 13 (reference trainer; the paper gives no value)
     adversarial_weight: float = 1.0  # RaHinge terms in Eqs. 19-20
     lorentzian_weight: float = 1.0  # Lorentzian terms in Eqs. 19-20
+    adv_warmup_steps: int = 0  # demo only: L_recon alone (no discriminator) before this step
     lr: float = 1e-4  # Section 4, Adam
     betas: tuple[float, float] = (0.5, 0.9)  # Section 4
     batch_size: int = 4  # Section 4 (the engine takes its batch from params; recorded here)
@@ -233,7 +237,7 @@ class Config:
             raise ValueError(f"dis_dropout: must lie in [0, 1), got {self.dis_dropout}")
         if self.local_softmax_scale <= 0:
             raise ValueError(f"local_softmax_scale: must be positive, got {self.local_softmax_scale}")
-        for name in ("adversarial_weight", "lorentzian_weight"):
+        for name in ("adversarial_weight", "lorentzian_weight", "adv_warmup_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
         self.betas = tuple(self.betas)
@@ -604,6 +608,11 @@ def discriminator_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor,
 # training recipe
 
 
+def _without_adversary(cfg: Config) -> Config:
+    """The config with both adversarial weights 0 (L_recon alone, Figure 10's setting)."""
+    return replace(cfg, adversarial_weight=0.0, lorentzian_weight=0.0)
+
+
 def parameter_counts(cfg: Config) -> dict[str, int]:
     """Trainable parameters of each network (the generator is what Table 4 compares)."""
     gen, dis = Generator(cfg=cfg), Discriminator(cfg=cfg)
@@ -628,6 +637,10 @@ class GLARecipe:
     def uses_discriminator(self) -> bool:
         return self.cfg.adversarial_weight > 0 or self.cfg.lorentzian_weight > 0
 
+    def adversarial_on(self, step: int) -> bool:
+        """Eqs. 19-20's adversarial terms: off for the first ``adv_warmup_steps`` steps."""
+        return self.uses_discriminator and step >= self.cfg.adv_warmup_steps
+
     def _scores(self, images: torch.Tensor, inpainted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """C(x_r), C(x_f) from one discriminator pass over both halves."""
         scores = self.nets["discriminator"](torch.cat([images, inpainted], dim=0))
@@ -643,8 +656,9 @@ class GLARecipe:
         with ctx.autocast():
             coarse, refined = self.nets["generator"](images, masks)
         inpainted = compose(refined, images, masks)
+        adversarial = self.adversarial_on(ctx.step)
 
-        if self.uses_discriminator:
+        if adversarial:
             opt_d.zero_grad(set_to_none=True)
             with ctx.autocast():
                 real, fake = self._scores(images, inpainted.detach())
@@ -657,12 +671,13 @@ class GLARecipe:
         opt_g.zero_grad(set_to_none=True)
         with ctx.autocast():
             real = fake = None
-            if self.uses_discriminator:
+            if adversarial:
                 real, fake = self._scores(images, inpainted)
-            g_total, g_terms = generator_loss(coarse, refined, images, real, fake, cfg)
+            g_total, g_terms = generator_loss(coarse, refined, images, real, fake,
+                                              cfg if adversarial else _without_adversary(cfg))
         g_total.backward()
         opt_g.step()
-        if self.uses_discriminator:
+        if adversarial:
             opt_d.zero_grad(set_to_none=True)  # drop the grads the generator step left in D
         logs["g_total"] = g_total
         logs.update({f"g_{k}": v for k, v in g_terms.items()})

@@ -94,6 +94,12 @@ Choices made where the paper is silent, or where this code departs from the publ
       process with the batch permuted) drift apart by ~1e-3 after two steps. eps 1e-6 damps
       residues below 1e-8 while leaving real gradients (>= 1e-6 here) at full Adam steps.
       The paper config keeps BN, dropout and eps 1e-8 (the public code's values).
+    * Demo-only schedule (``pixel_l1_weight``, ``adv_warmup_steps``; both 0 in the paper
+      config, so the paper profile trains as s3.2 says): a CPU demo trains for minutes, where
+      Eq. 5's feature losses alone cannot match colours, so the demo adds a hole-pixel L1
+      term, mean |I_pred * M_r - I * M_r| over the hole (the pixel twin of Eq. 4), and leaves
+      the critic and the adversarial term off for the first ``adv_warmup_steps`` steps (no
+      critic updates then, as paper 003 warms up with reconstruction alone).
     * ``preview`` runs G in eval mode (BN running statistics, no dropout), like Keras
       ``predict``, and restores its mode afterwards.
 """
@@ -139,6 +145,8 @@ class Config:
     critic_dropout: float = 0.25  # public code: Dropout(0.25) after every critic conv
     lam: float = 0.4  # Eq. 5 lambda; R-MNet-0.4 is the paper's headline model (Tables 1-3)
     adv_weight: float = 1e-3  # public code loss_weights=[1, 1e-3]; Eq. 5 has no adversarial term
+    adv_warmup_steps: int = 0  # demo only: no critic and no adversarial term before this step
+    pixel_l1_weight: float = 0.0  # demo only: + weight * hole-pixel L1 (not in Eq. 5)
     vgg_layer: str = "block3_conv3"  # s3.2.1
     lr: float = 1e-4  # s4.2, generator
     betas: tuple[float, float] = (0.9, 0.999)  # s4.2 "beta = 0.9"; beta2 from config.ini
@@ -209,11 +217,18 @@ def adversarial_loss(fake_scores: torch.Tensor) -> torch.Tensor:
     return -fake_scores.float().mean()
 
 
+def hole_l1_loss(pred: torch.Tensor, image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Demo only: mean |I_pred * M_r - I * M_r| over the hole pixels (and channels)."""
+    hole = reverse_mask(known)
+    return ((pred.float() - image.float()).abs() * hole).sum() / (hole.sum() * pred.shape[1]).clamp(min=1)
+
+
 def generator_loss(*, pred: torch.Tensor, image: torch.Tensor, known: torch.Tensor,
                    features: Callable[[torch.Tensor], torch.Tensor], lam: float,
                    adv_weight: float = 0.0, fake_scores: torch.Tensor | None = None,
-                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Eq. 5: L_G = (1 - lam) L_p + lam L_rm, plus adv_weight * (-E D(I_pred)).
+                   pixel_l1_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Eq. 5: L_G = (1 - lam) L_p + lam L_rm, plus adv_weight * (-E D(I_pred)) and, in the
+    demo only, pixel_l1_weight * hole L1.
 
     ``pred`` is the raw I_pred (B, 3, H, W); ``known`` is M (B, 1, H, W), 1 = known;
     ``features`` maps images in [-1, 1] to VGG-19 block3_conv3 features. Zero-weight terms
@@ -241,6 +256,9 @@ def generator_loss(*, pred: torch.Tensor, image: torch.Tensor, known: torch.Tens
     if w_rm:
         terms["reverse_mask"] = reverse_mask_loss(feat_pred[i], feat_target[i])
         total = total + w_rm * terms["reverse_mask"]
+    if pixel_l1_weight:
+        terms["pixel_l1"] = hole_l1_loss(pred, image, known)
+        total = total + pixel_l1_weight * terms["pixel_l1"]
     if adv_weight:
         if fake_scores is None:
             raise ValueError("generator_loss: adv_weight > 0 needs the critic's fake_scores")
@@ -282,6 +300,9 @@ def _check_config(cfg: Config) -> None:
         raise ValueError(f"lam must lie in [0, 1] (Eq. 5), got {cfg.lam}")
     if cfg.clip_value <= 0:
         raise ValueError(f"clip_value must be positive, got {cfg.clip_value}")
+    for name in ("adv_warmup_steps", "pixel_l1_weight"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
     if cfg.n_critic < 1:
         raise ValueError(f"n_critic must be >= 1, got {cfg.n_critic}")
     if cfg.critic_lr <= 0 or cfg.lr <= 0:
@@ -455,12 +476,14 @@ class RMNetRecipe:
         G, D = self.nets["generator"], self.nets["critic"]
         opt_g, opt_d = self.optimizers["generator"], self.optimizers["critic"]
         known = to_known_is_one(masks)  # the paper's M (1 = known) for Eqs. 2 and 4
+        adversarial = ctx.step >= cfg.adv_warmup_steps
 
         with ctx.autocast():
             pred = G(images, masks)  # I_pred, (B, 3, H, W)
         fake = pred.detach()
 
-        for _ in range(cfg.n_critic):  # every critic update reuses the step's batch and fake
+        d_loss = pred.new_zeros((), dtype=torch.float32)
+        for _ in range(cfg.n_critic if adversarial else 0):  # each update reuses the step's batch and fake
             opt_d.zero_grad(set_to_none=True)
             with ctx.autocast():
                 d_loss = critic_loss(D(images), D(fake))  # -L_w, Eq. 6
@@ -470,10 +493,12 @@ class RMNetRecipe:
 
         opt_g.zero_grad(set_to_none=True)
         with ctx.autocast():
-            fake_scores = D(pred) if cfg.adv_weight else None
+            adv_weight = cfg.adv_weight if adversarial else 0.0
+            fake_scores = D(pred) if adv_weight else None
             g_total, terms = generator_loss(pred=pred, image=images, known=known,
                                             features=self.features, lam=cfg.lam,
-                                            adv_weight=cfg.adv_weight, fake_scores=fake_scores)
+                                            adv_weight=adv_weight, fake_scores=fake_scores,
+                                            pixel_l1_weight=cfg.pixel_l1_weight)
         g_total.backward()
         opt_g.step()
         # the critic's grads from this backward are left behind; its next update zeroes them

@@ -5,7 +5,9 @@ precision, checkpoints, resume, logging. A paper supplies a :class:`models.commo
 (networks, optimisers, one training step). Layout of a run directory::
 
     OUT/checkpoint.pt        latest state (atomic): nets, optimisers, config, step, RNG states
-    OUT/live/                dvclive: metrics.json, plots/metrics/*.tsv (``dvc plots show``)
+    OUT/live/                dvclive: metrics.json, plots/metrics/*.tsv (``dvc plots show``):
+                             train/<loss> every log_every steps; val/<figure> (model) beside
+                             val/<baseline>/<figure> every val_every steps (tasks/train/validation.py)
     OUT/previews/step-N.png  image grids: masked | output | ground truth (samples for GANs)
     OUT/train.json           summary: settings, parameter counts, VGG source, steps, final losses
     OUT/timing.json          this run's wall-clock figures (images/s, the step it resumed from):
@@ -67,6 +69,8 @@ class TrainSettings:
     checkpoint_every: int = 500
     preview_every: int = 500
     log_every: int = 10
+    val_every: int = 0  # score the fixed validation batch every N steps (0: never)
+    val_images: int = 16  # its size: the val split, else the last N train images, held out
     model_config: dict[str, Any] = field(default_factory=dict)  # overrides of the paper's Config
     tiny: bool = False  # start from the paper file's Config.tiny() instead of its paper values
     vgg_weights: str | None = None
@@ -80,6 +84,9 @@ class TrainSettings:
         for name in ("steps", "batch_size", "size", "checkpoint_every", "preview_every", "log_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
+        for name in ("val_every", "val_images"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -127,19 +134,21 @@ def setup_runtime() -> Runtime:
 # data: a pure function of (seed, step)
 
 
-def load_training_images(data_dir: Path, size: int, split: str = "train") -> torch.Tensor:
-    """(N, H, W, 3) uint8 of a prepared dataset's split, resized to ``size`` if needed."""
+def read_splits(data_dir: Path) -> list[tuple[str, str]]:
+    """(file, split) of every row of a prepared dataset's manifest, in manifest order."""
     import csv
-
-    import cv2
 
     manifest = Path(data_dir) / "manifest.csv"
     if not manifest.is_file():
         raise TrainingError(f"{manifest}: no manifest; prepare the dataset first (inpaintflow data prepare)")
     with open(manifest, newline="") as f:
-        files = [row["file"] for row in csv.DictReader(f) if row["split"] == split]
-    if not files:
-        raise TrainingError(f"{manifest}: no {split!r} images")
+        return [(row["file"], row["split"]) for row in csv.DictReader(f)]
+
+
+def load_images(data_dir: Path, files: list[str], size: int) -> torch.Tensor:
+    """(N, H, W, 3) uint8 of a prepared dataset's files, resized to ``size`` if needed."""
+    import cv2
+
     images = []
     for rel in files:
         image = read_image(Path(data_dir) / rel)
@@ -147,6 +156,38 @@ def load_training_images(data_dir: Path, size: int, split: str = "train") -> tor
             image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
         images.append(image)
     return torch.from_numpy(np.stack(images))
+
+
+def load_training_images(data_dir: Path, size: int, split: str = "train") -> torch.Tensor:
+    """(N, H, W, 3) uint8 of a prepared dataset's split, resized to ``size`` if needed."""
+    files = [f for f, s in read_splits(data_dir) if s == split]
+    if not files:
+        raise TrainingError(f"{Path(data_dir) / 'manifest.csv'}: no {split!r} images")
+    return load_images(data_dir, files, size)
+
+
+def load_train_and_val(settings: TrainSettings, recipe: Recipe, cfg) -> tuple[torch.Tensor, Any]:
+    """The training images and the fixed validation batch (None when ``val_every`` is 0)."""
+    from inpaintflow.tasks.train.validation import ValidationBatch, split_train_val, validation_masks
+
+    rows = read_splits(Path(settings.data))
+    # a feed-forward model is scored on its inference path; an unconditional GAN only when its
+    # recipe can fill a hole (``inpaint_latent``)
+    can_inpaint = bool(recipe.mask_families) or hasattr(recipe, "inpaint_latent")
+    count = settings.val_images if settings.val_every and can_inpaint else 0
+    try:
+        train_pos, val_pos, source = split_train_val([s for _, s in rows], count)
+    except ValueError as exc:
+        raise TrainingError(f"{Path(settings.data) / 'manifest.csv'}: {exc}") from None
+    if not len(train_pos):
+        raise TrainingError(f"{Path(settings.data) / 'manifest.csv'}: no 'train' images")
+    train_u8 = load_images(Path(settings.data), [rows[i][0] for i in train_pos], settings.size)
+    if not len(val_pos):
+        return train_u8, None
+    val_u8 = load_images(Path(settings.data), [rows[i][0] for i in val_pos], settings.size).numpy()
+    holes = validation_masks(recipe.mask_families, settings.size, len(val_u8), settings.seed,
+                             getattr(cfg, "train_mask_bin", None))
+    return train_u8, ValidationBatch.build(val_u8, holes, source)
 
 
 def batch_indices(seed: int, step: int, n_images: int, batch_size: int) -> np.ndarray:
@@ -241,7 +282,8 @@ def prepare_nets(recipe: Recipe, rt: Runtime, compile_nets: bool) -> dict[str, n
 
 
 def save_checkpoint(path: Path, *, raw_nets: dict[str, nn.Module], recipe: Recipe, cfg,
-                    settings: TrainSettings, step: int, mask_rng: np.random.Generator | None) -> Path:
+                    settings: TrainSettings, step: int, mask_rng: np.random.Generator | None,
+                    validation: list[dict[str, Any]] | None = None) -> Path:
     """Everything needed to continue exactly, or to rebuild the model for inference."""
     state = {
         "format": "inpaintflow-checkpoint-1",
@@ -255,6 +297,7 @@ def save_checkpoint(path: Path, *, raw_nets: dict[str, nn.Module], recipe: Recip
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "mask_rng": json.dumps(mask_rng.bit_generator.state) if mask_rng is not None else "",
+        "validation": list(validation or []),
     }
     # via a buffer: torch.save(obj, path) names the archive's folder after the (random) temp
     # file, which would make identical checkpoints differ in bytes
@@ -305,7 +348,8 @@ def code_fingerprint(model: str) -> str:
 def _same_run(ckpt: dict[str, Any], settings: TrainSettings, cfg, *, check_code: bool) -> bool:
     """A checkpoint continues this run when everything but the step budget and logging matches
     (and, for ``resume="auto"``, the code that trained it)."""
-    ignore = {"steps", "checkpoint_every", "preview_every", "log_every", "progress", "out", "compile"}
+    ignore = {"steps", "checkpoint_every", "preview_every", "log_every", "val_every", "progress", "out",
+              "compile"}
     mine = {k: v for k, v in json.loads(json.dumps(asdict(settings))).items() if k not in ignore}
     theirs = {k: v for k, v in ckpt["settings"].items() if k not in ignore}
     same_code = not check_code or ckpt.get("code_sha256") == code_fingerprint(settings.model)
@@ -424,11 +468,12 @@ def train(settings: TrainSettings, *, resume: bool | str = False, rt: Runtime | 
     mask_rng, masks_stream = _training_masks(recipe, cfg, settings.size, settings.seed)
     raw_nets = prepare_nets(recipe, rt, settings.compile)
 
-    start = 0
+    start, history = 0, []  # history: every validation point so far, checkpointed with the weights
     if resume and ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path)
         if _same_run(ckpt, settings, cfg, check_code=resume == "auto"):
             start = restore(ckpt, raw_nets, recipe, mask_rng)
+            history = list(ckpt.get("validation", []))
         elif resume == "auto":
             print(f"{ckpt_path}: written for other settings or code; starting over")
         else:
@@ -437,10 +482,12 @@ def train(settings: TrainSettings, *, resume: bool | str = False, rt: Runtime | 
     elif ckpt_path.exists() and not resume:
         raise TrainingError(f"{ckpt_path} exists: pass --resume to continue it, or use a new --out")
 
-    images_u8 = load_training_images(Path(settings.data), settings.size)
+    images_u8, val_batch = load_train_and_val(settings, recipe, cfg)
     live = _open_live(out, resume=start > 0) if rt.is_main else None
     progress = _progress(settings, start) if rt.is_main else None
 
+    if val_batch is not None and start == 0:  # the curve starts at the untrained model
+        history.append(_validate(val_batch, recipe, rt, live, 0))
     losses: dict[str, float] = {}
     t0, done = time.perf_counter(), 0
     for step in range(start, settings.steps):
@@ -462,6 +509,9 @@ def train(settings: TrainSettings, *, resume: bool | str = False, rt: Runtime | 
             raise TrainingError(f"step {step}: non-finite loss {bad}; training stopped, {kept}")
         done += 1
         finished = step + 1
+        if val_batch is not None and (finished % settings.val_every == 0 or finished == settings.steps):
+            # every rank runs it (a DDP module's forward is collective); the main one logs it
+            history.append(_validate(val_batch, recipe, rt, live, finished))
         if rt.is_main:
             if finished % settings.log_every == 0 or finished == settings.steps:
                 live.step = finished  # x axis = optimisation steps done, also after a resume
@@ -478,7 +528,7 @@ def train(settings: TrainSettings, *, resume: bool | str = False, rt: Runtime | 
         if finished % settings.checkpoint_every == 0 or finished == settings.steps:
             if rt.is_main:
                 save_checkpoint(ckpt_path, raw_nets=raw_nets, recipe=recipe, cfg=cfg, settings=settings,
-                                step=finished, mask_rng=mask_rng)
+                                step=finished, mask_rng=mask_rng, validation=history)
             if rt.distributed:
                 torch.distributed.barrier()
 
@@ -493,6 +543,7 @@ def train(settings: TrainSettings, *, resume: bool | str = False, rt: Runtime | 
             "device": str(rt.device), "world_size": rt.world_size, "vgg19": vgg_source,
             "parameters": {k: count_parameters(v) for k, v in raw_nets.items()},
             "final_losses": losses,
+            "validation": _validation_summary(val_batch, history, settings),
         }
         write_text_atomic(out / "train.json", json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
         timing = {"images_per_s": round(rate, 3), "resumed_from": start, "steps_run": done,
@@ -500,6 +551,34 @@ def train(settings: TrainSettings, *, resume: bool | str = False, rt: Runtime | 
         write_text_atomic(out / "timing.json", json.dumps(timing, indent=2, sort_keys=True) + "\n")
         live.end()
     return TrainResult(checkpoint=ckpt_path, steps=settings.steps, images_per_s=rate, losses=losses)
+
+
+def _validate(batch, recipe: Recipe, rt: Runtime, live, step: int) -> dict[str, Any]:
+    """Score the validation batch and log it beside the baselines (constant lines)."""
+    figures = batch.score(recipe, rt.device)
+    if live is not None:
+        live.step = step
+        for name, value in figures.items():
+            live.log_metric(f"val/{name}", value)
+            for baseline, values in batch.baselines.items():
+                live.log_metric(f"val/{baseline}/{name}", values[name])
+        live.make_summary()
+    return {"step": step, **{k: round(v, 6) for k, v in figures.items()}}
+
+
+def _validation_summary(batch, history: list[dict[str, Any]], settings: TrainSettings) -> dict[str, Any] | None:
+    """What train.json says of validation: the final and best figures, the baselines', and the
+    first validated step at which the model beats each baseline on both figures."""
+    if batch is None:
+        return None
+    from inpaintflow.tasks.train.validation import beats
+
+    best = min(history, key=lambda r: r["hole_l1"]) if history else None
+    passes = {name: next((r["step"] for r in history if beats(r, values)), None)
+              for name, values in batch.baselines.items()}
+    return {"source": batch.source, "images": int(len(batch.images_u8)), "every": settings.val_every,
+            "baselines": {k: {m: round(v, 6) for m, v in vals.items()} for k, vals in batch.baselines.items()},
+            "final": history[-1] if history else None, "best": best, "first_step_beating": passes}
 
 
 def _open_live(out: Path, resume: bool):
