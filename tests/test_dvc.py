@@ -13,7 +13,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", "pyproject.toml", ".dvcignore", ".dvc/config",
-                 "inpaintflow", "flows", "tasks", "models", "references"]
+                 "inpaintflow", "flows", "tasks", "models", "references",
+                 "data/weights"]  # the shipped VGG-19 blocks 1-3, a dependency of every train stage
 
 TINY = {
     "profile": "demo",
