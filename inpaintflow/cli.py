@@ -201,6 +201,7 @@ def cmd_train_stage(args) -> None:
         model=p.model, data=args.data, out=args.out, steps=p.steps, batch_size=p.batch_size, size=p.size,
         seed=p.seed, checkpoint_every=p.checkpoint_every, preview_every=p.preview_every,
         log_every=p.log_every, val_every=p.val_every, val_images=p.val_images,
+        val_latent_steps=p.val_latent_steps,
         model_config=dict(p.model_config_overrides), tiny=p.tiny,
         vgg_weights=args.vgg_weights or p.vgg_weights, allow_random_vgg=p.allow_random_vgg,
         progress=not args.no_progress)

@@ -94,6 +94,7 @@ class TrainParams(_Strict):
     log_every: int = Field(default=10, gt=0)
     val_every: int = Field(default=0, ge=0, description="validation curve every N steps (0: none)")
     val_images: int = Field(default=16, ge=0, description="fixed validation batch size")
+    val_latent_steps: int = Field(default=100, ge=0, description="GANs: latent steps per validation fill")
     tiny: bool = Field(default=False, description="start from the paper's Config.tiny() (CPU demo)")
     model_config_overrides: dict[str, Any] = Field(default_factory=dict, alias="model_config",
                                                    description="overrides of the paper's Config")

@@ -90,6 +90,11 @@ Choices made where the paper is silent (and where its reference code was followe
       the paper profile's 97,875 steps are the 29 epochs). The reference trains the two phases
       as two runs (``--stage 0``, then ``--stage 1`` restoring G and starting a fresh D), which
       this single run with a warm-up reproduces. ``Config.tiny`` warms up for 20 steps.
+    * Demo only (0 in the paper config): before ``recon_warmup_steps`` Eq. 2's L_r is the only
+      term (no VGG pass, no D): a CPU demo trains for minutes, and the VGG terms cost ~4x the
+      tiny generator at 64 px. The demo profile also scales l1 and l2 down: on 0-255 Keras VGG
+      inputs the correlation and Gram terms are ~1e7-1e8, so the paper's 1e-5 and 1e-3 would
+      hand the last steps to the style term alone.
     * Adam: lr 1e-4 (paper) for G and D, betas (0.5, 0.9) (reference ``train.py``; the paper
       gives none). The reference passes alpha = 0.001 by its command line default; the
       paper's 0.01 is kept.
@@ -107,7 +112,7 @@ Parameter counts (``count_parameters``): paper config G 4,609,897 (semantic-infe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import torch
@@ -177,6 +182,7 @@ class Config:
     lambda_adv: float = 1.0  # l3 after the warm-up (0 before it), Eq. 7
     alpha: float = 0.01  # Eq. 6, weight of the ground-truth term
     adv_warmup_steps: int = 67_500  # 20 epochs x 27,000 CelebA-HQ images / batch 8
+    recon_warmup_steps: int = 0  # demo only: Eq. 2's L_r alone (no VGG terms, no D) before this step
     correlation_layer: str = "pool2"  # paper: "only feature maps extracted by pool2"
     style_layers: tuple[str, ...] = VGG_POOLS  # paper: "pool1, pool2, and pool3 together"
     mask_families: tuple[str, ...] = ("regionwise-contiguous", "regionwise-discontiguous")
@@ -506,8 +512,9 @@ class RegionwiseRecipe:
         if missing:
             raise ValueError(f"vgg: the feature extractor gives {getattr(vgg, 'layers', None)}, "
                              f"but the losses need {missing}")
-        if cfg.adv_warmup_steps < 0:
-            raise ValueError(f"adv_warmup_steps: must be >= 0, got {cfg.adv_warmup_steps}")
+        for name in ("adv_warmup_steps", "recon_warmup_steps"):
+            if getattr(cfg, name) < 0:
+                raise ValueError(f"{name}: must be >= 0, got {getattr(cfg, name)}")
         generator, discriminator = Generator(cfg=cfg), Discriminator(cfg=cfg)
         self.nets: dict[str, nn.Module] = {"generator": generator, "discriminator": discriminator}
         if needed:
@@ -529,20 +536,22 @@ class RegionwiseRecipe:
         cfg = self.cfg
         G, D = self.nets["generator"], self.nets["discriminator"]
         opt_g, opt_d = self.optimizers["generator"], self.optimizers["discriminator"]
-        adversarial = self.adversarial_on(ctx.step)
+        warm = ctx.step < cfg.recon_warmup_steps  # demo only: a minutes-long run learns L_r first
+        loss_cfg = replace(cfg, lambda_correlation=0.0, lambda_style=0.0) if warm else cfg
+        adversarial = self.adversarial_on(ctx.step) and not warm
 
         # generator: Eq. 7
         opt_g.zero_grad(set_to_none=True)
         with ctx.autocast():
             p1, p2 = G(images, masks)
             feats_gt = feats_c1 = feats_c2 = d_fake = d_target = None
-            if "vgg" in self.nets:
+            if "vgg" in self.nets and (loss_cfg.lambda_correlation or loss_cfg.lambda_style):
                 vgg = self.nets["vgg"]
                 with torch.no_grad():
                     feats_gt = vgg(images)
-                if cfg.lambda_correlation:
+                if loss_cfg.lambda_correlation:
                     feats_c1 = vgg(compose(p1, images, masks))  # I_c1
-                if cfg.lambda_style:
+                if loss_cfg.lambda_style:
                     feats_c2 = vgg(compose(p2, images, masks))  # I_c2
             if adversarial:
                 scores = D(torch.cat([p1, p2]), torch.cat([masks, masks]))  # one call, 2B images
@@ -550,7 +559,7 @@ class RegionwiseRecipe:
                 d_target = patch_targets(masks, scores.shape[-2:])
         total, terms = generator_loss(image=images, p1=p1, p2=p2, feats_c1=feats_c1,
                                       feats_c2=feats_c2, feats_gt=feats_gt, d_fake=d_fake,
-                                      d_target=d_target, cfg=cfg,
+                                      d_target=d_target, cfg=loss_cfg,
                                       lambda_adv=cfg.lambda_adv if adversarial else 0.0)
         total.backward()
         opt_g.step()

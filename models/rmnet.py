@@ -99,7 +99,11 @@ Choices made where the paper is silent, or where this code departs from the publ
       Eq. 5's feature losses alone cannot match colours, so the demo adds a hole-pixel L1
       term, mean |I_pred * M_r - I * M_r| over the hole (the pixel twin of Eq. 4), and leaves
       the critic and the adversarial term off for the first ``adv_warmup_steps`` steps (no
-      critic updates then, as paper 003 warms up with reconstruction alone).
+      critic updates then, as paper 003 warms up with reconstruction alone). Before
+      ``recon_warmup_steps`` the hole L1 is the only term: Eq. 5's VGG terms cost ~20x the tiny
+      generator at 64 px, so the demo learns colours and layout first. ``feature_weight``
+      scales Eq. 5's two feature terms: block3_conv3 of 0-255 Keras inputs makes them ~1e5,
+      which would drown the L1 in the last steps.
     * ``preview`` runs G in eval mode (BN running statistics, no dropout), like Keras
       ``predict``, and restores its mode afterwards.
 """
@@ -147,6 +151,8 @@ class Config:
     adv_weight: float = 1e-3  # public code loss_weights=[1, 1e-3]; Eq. 5 has no adversarial term
     adv_warmup_steps: int = 0  # demo only: no critic and no adversarial term before this step
     pixel_l1_weight: float = 0.0  # demo only: + weight * hole-pixel L1 (not in Eq. 5)
+    feature_weight: float = 1.0  # demo only: Eq. 5's feature terms times this (0: VGG not run)
+    recon_warmup_steps: int = 0  # demo only: hole-pixel L1 alone (no VGG terms, no critic) before this step
     vgg_layer: str = "block3_conv3"  # s3.2.1
     lr: float = 1e-4  # s4.2, generator
     betas: tuple[float, float] = (0.9, 0.999)  # s4.2 "beta = 0.9"; beta2 from config.ini
@@ -226,15 +232,16 @@ def hole_l1_loss(pred: torch.Tensor, image: torch.Tensor, known: torch.Tensor) -
 def generator_loss(*, pred: torch.Tensor, image: torch.Tensor, known: torch.Tensor,
                    features: Callable[[torch.Tensor], torch.Tensor], lam: float,
                    adv_weight: float = 0.0, fake_scores: torch.Tensor | None = None,
-                   pixel_l1_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                   pixel_l1_weight: float = 0.0, feature_weight: float = 1.0,
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. 5: L_G = (1 - lam) L_p + lam L_rm, plus adv_weight * (-E D(I_pred)) and, in the
-    demo only, pixel_l1_weight * hole L1.
+    demo only, pixel_l1_weight * hole L1 and the feature terms scaled by feature_weight.
 
     ``pred`` is the raw I_pred (B, 3, H, W); ``known`` is M (B, 1, H, W), 1 = known;
     ``features`` maps images in [-1, 1] to VGG-19 block3_conv3 features. Zero-weight terms
     are not computed. The ground truth's features carry no gradient.
     """
-    w_p, w_rm = 1.0 - lam, lam
+    w_p, w_rm = feature_weight * (1.0 - lam), feature_weight * lam
     preds, targets = [], []
     if w_p:
         preds.append(pred)
@@ -243,9 +250,10 @@ def generator_loss(*, pred: torch.Tensor, image: torch.Tensor, known: torch.Tens
         preds.append(masked_prediction(pred, known))  # Eq. 2
         targets.append(image * reverse_mask(known))  # I * M_r
     b = pred.shape[0]
-    feat_pred = features(torch.cat(preds)).split(b)  # one VGG pass for both terms
-    with torch.no_grad():
-        feat_target = features(torch.cat(targets)).split(b)
+    if preds:
+        feat_pred = features(torch.cat(preds)).split(b)  # one VGG pass for both terms
+        with torch.no_grad():
+            feat_target = features(torch.cat(targets)).split(b)
     terms: dict[str, torch.Tensor] = {}
     total = pred.new_zeros((), dtype=torch.float32)
     i = 0
@@ -300,9 +308,12 @@ def _check_config(cfg: Config) -> None:
         raise ValueError(f"lam must lie in [0, 1] (Eq. 5), got {cfg.lam}")
     if cfg.clip_value <= 0:
         raise ValueError(f"clip_value must be positive, got {cfg.clip_value}")
-    for name in ("adv_warmup_steps", "pixel_l1_weight"):
+    for name in ("adv_warmup_steps", "pixel_l1_weight", "feature_weight", "recon_warmup_steps"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.recon_warmup_steps and not cfg.pixel_l1_weight:
+        raise ValueError("recon_warmup_steps: the warm-up trains on the hole-pixel L1 alone, so "
+                         "pixel_l1_weight must be > 0")
     if cfg.n_critic < 1:
         raise ValueError(f"n_critic must be >= 1, got {cfg.n_critic}")
     if cfg.critic_lr <= 0 or cfg.lr <= 0:
@@ -476,7 +487,8 @@ class RMNetRecipe:
         G, D = self.nets["generator"], self.nets["critic"]
         opt_g, opt_d = self.optimizers["generator"], self.optimizers["critic"]
         known = to_known_is_one(masks)  # the paper's M (1 = known) for Eqs. 2 and 4
-        adversarial = ctx.step >= cfg.adv_warmup_steps
+        warm = ctx.step < cfg.recon_warmup_steps  # demo only: pixel L1 alone first
+        adversarial = ctx.step >= cfg.adv_warmup_steps and not warm
 
         with ctx.autocast():
             pred = G(images, masks)  # I_pred, (B, 3, H, W)
@@ -498,7 +510,8 @@ class RMNetRecipe:
             g_total, terms = generator_loss(pred=pred, image=images, known=known,
                                             features=self.features, lam=cfg.lam,
                                             adv_weight=adv_weight, fake_scores=fake_scores,
-                                            pixel_l1_weight=cfg.pixel_l1_weight)
+                                            pixel_l1_weight=cfg.pixel_l1_weight,
+                                            feature_weight=0.0 if warm else cfg.feature_weight)
         g_total.backward()
         opt_g.step()
         # the critic's grads from this backward are left behind; its next update zeroes them

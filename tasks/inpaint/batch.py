@@ -26,7 +26,10 @@ Output layout (one directory per experiment, paired by file name, which is what
     OUT/generated/<name>.png  latent methods: G(z), the whole generated image (blend step input)
     OUT/refined-generated/<name>.png   paper 001: G(z) of the refinement pass (blend step input)
     OUT/baselines/<b>/<name>.png
-    OUT/inpaint.json          method, params, checkpoint sha256, pairs, results (written last)
+    OUT/latent/batch-<k>.json latent methods: per batch, each image's final loss and terms, and the
+                              per-step batch means of the loss, its terms and the hole L1
+    OUT/inpaint.json          method, params, checkpoint sha256, pairs, results (written last);
+                              latent methods: ``latent`` gathers the batch logs (per image, curves)
 
 ``<name>`` is ``<image id>-<mask file stem>``. Mask sets come in hole-ratio bins; within each
 bin, test image ``i`` gets mask ``i mod M`` (M masks in the bin), for the first ``limit`` images.
@@ -275,13 +278,64 @@ def _load_model(settings: InpaintSettings, image_size: int, device: torch.device
     return recipe, model
 
 
+def hole_l1_monitor(images: torch.Tensor, masks: torch.Tensor) -> Callable[[torch.Tensor], dict[str, torch.Tensor]]:
+    """x -> {"hole_l1": (B,)}: mean |x - target| over each image's hole, on the [0, 1] scale
+    of tasks/evaluate/metrics.py (model images span [-1, 1], hence the halving)."""
+    area = (masks.sum(dim=(1, 2, 3)) * images.shape[1]).clamp(min=1)
+
+    def monitor(x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"hole_l1": ((x - images).abs() * masks).sum(dim=(1, 2, 3)) / area / 2}
+    return monitor
+
+
+def latent_log(res: Any, chunk: Sequence[Pair]) -> dict[str, Any]:
+    """What a latent pass leaves on record: per image its final loss and terms, per step the
+    batch means (loss before the step's update, every objective term, the hole L1)."""
+    def floats(t: torch.Tensor) -> list[float]:
+        return [round(float(v), 6) for v in t]
+
+    return {"images": {p.name: {"final_loss": round(float(res.final_loss[i]), 6),
+                                **{f"final_{k}": round(float(v[i]), 6) for k, v in sorted(res.final_terms.items())}}
+                       for i, p in enumerate(chunk)},
+            "steps": {"loss": floats(res.loss_history),
+                      **{k: floats(v) for k, v in sorted(res.term_history.items())},
+                      **{k: floats(v) for k, v in sorted(res.monitor_history.items())}}}
+
+
+def gather_latent_logs(out_dir: Path) -> dict[str, Any]:
+    """The batch logs of one run as inpaint.json's ``latent``: every image's final figures, and
+    per pass the per-step curves averaged over all images (weighted by batch size)."""
+    passes: dict[str, dict[str, Any]] = {}
+    for path in sorted((Path(out_dir) / "latent").glob("batch-*.json")):
+        for name, log in json.loads(path.read_text()).items():
+            into = passes.setdefault(name, {"images": {}, "sums": {}, "count": 0})
+            n = len(log["images"])
+            into["images"].update(log["images"])
+            for key, values in log["steps"].items():
+                acc = into["sums"].setdefault(key, [0.0] * len(values))
+                into["sums"][key] = [a + n * v for a, v in zip(acc, values)]
+            into["count"] += n
+    out = {}
+    for name, p in passes.items():
+        curves = {k: [round(v / p["count"], 6) for v in vals] for k, vals in p["sums"].items()}
+        loss = curves.get("loss", [])
+        tail = loss[-max(len(loss) // 10, 1):] if loss else []
+        out[name] = {"images": dict(sorted(p["images"].items())), "curves": curves,
+                     # how much the loss still fell over the last 10% of the steps, relative
+                     "last_tenth_relative_fall": round((tail[0] - tail[-1]) / abs(tail[0]), 6)
+                     if tail and tail[0] else None}
+    return out
+
+
 def _latent_batch(settings: InpaintSettings, recipe: Any, chunk: Sequence[Pair], targets: np.ndarray,
-                  holes: np.ndarray, device: torch.device) -> dict[str, np.ndarray]:
-    """Paper 001 / 002 on one batch: every image its own z, optimised together."""
+                  holes: np.ndarray, device: torch.device) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Paper 001 / 002 on one batch: every image its own z, optimised together; the images and
+    the passes' logs (:func:`latent_log`)."""
     from inpaintflow.tasks.inpaint import latent
     from inpaintflow.tasks.blend.poisson import blend_batch
 
     images, masks = to_model(targets, holes, device)
+    monitor = hole_l1_monitor(images, masks)
     z0 = initial_latents(recipe, chunk, settings.seed).to(device)
     G = recipe.nets["generator"]
     damaged = np.stack([damage(t, h) for t, h in zip(targets, holes)])
@@ -290,10 +344,12 @@ def _latent_batch(settings: InpaintSettings, recipe: Any, chunk: Sequence[Pair],
         kwargs = {"steps": settings.steps} if settings.steps else {}
         weights = {VITORIA_WEIGHTS[k]: v for k, v in (settings.loss_weights or {}).items()}
         res = latent.inpaint_vitoria(G, recipe.nets["critic"], images, masks, z0,
-                                     latent.VitoriaSettings(**kwargs, **weights))
+                                     latent.VitoriaSettings(**kwargs, **weights), monitor=monitor)
     else:
         kwargs = {"steps": settings.steps} if settings.steps else {}
-        res = latent.inpaint_yeh(G, recipe.nets["discriminator"], images, masks, z0, latent.YehSettings(**kwargs))
+        res = latent.inpaint_yeh(G, recipe.nets["discriminator"], images, masks, z0, latent.YehSettings(**kwargs),
+                                 monitor=monitor)
+    logs = {"first_pass": latent_log(res, chunk)}
     out["generated"] = from_model(res.images)
     out["output"] = composite_uint8(out["generated"], targets, holes)
     if settings.method == "yeh-refine":
@@ -302,9 +358,10 @@ def _latent_batch(settings: InpaintSettings, recipe: Any, chunk: Sequence[Pair],
         first_blend = blend_batch(out["generated"], damaged, holes, settings.blend_operator)
         blended = to_model(first_blend, holes, device)[0]
         ref = latent.refine_consensus(G, recipe.nets["discriminator"], images, masks, res.z, blended,
-                                      latent.RefinementSettings(**kwargs), mu=mu)
+                                      latent.RefinementSettings(**kwargs), mu=mu, monitor=monitor)
+        logs["refinement"] = latent_log(ref, chunk)
         out["refined-generated"] = from_model(ref.images)
-    return out
+    return out, logs
 
 
 def result_dirs(settings: InpaintSettings) -> list[dict[str, str | None]]:
@@ -345,7 +402,10 @@ def run_experiment(settings: InpaintSettings, log: Callable[[str], None] = print
         if settings.method == "feed-forward":
             results = {"output": feed_forward(recipe, targets, holes, device)}
         else:
-            results = _latent_batch(settings, recipe, chunk, targets, holes, device)
+            results, logs = _latent_batch(settings, recipe, chunk, targets, holes, device)
+            # before the images: a batch counts as done once its images are all on disk
+            write_text_atomic(out_dir / "latent" / f"batch-{n_done:05d}.json",
+                              json.dumps(logs, indent=1, sort_keys=True) + "\n")
         for subdir, images in results.items():
             write_results(out_dir, subdir, chunk, images)
         report(min(n_done * settings.batch_size, len(pairs)))
@@ -369,6 +429,8 @@ def run_experiment(settings: InpaintSettings, log: Callable[[str], None] = print
         "results": results,
         "torch": torch.__version__,
     }
+    if settings.method != "feed-forward":
+        record["latent"] = gather_latent_logs(out_dir)
     write_record(out_dir, record)
     log(f"{settings.label or settings.method}: {len(pairs)} pairs in {seconds:.1f} s -> {out_dir}")
     return record_path

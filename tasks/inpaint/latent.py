@@ -81,6 +81,7 @@ from torch import nn
 
 Net = Callable[[torch.Tensor], torch.Tensor]
 Progress = Callable[[int, float], None]  # (step, mean total loss over the batch at that step)
+Monitor = Callable[[torch.Tensor], "dict[str, torch.Tensor]"]  # G(z) (B, 3, H, W) -> {name: (B,)}, recorded only
 
 # Paper 001 s3.3: mu per hole pattern, keyed by the tasks.masks family names
 REFINEMENT_MU: dict[str, float] = {
@@ -175,6 +176,11 @@ class LatentResult:
     loss_history: torch.Tensor
     final_loss: torch.Tensor
     final_terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    # (steps,) batch means per step, before its update: every objective term, and what the
+    # caller's ``monitor`` measured (e.g. hole L1 against the ground truth, which the objective
+    # never sees)
+    term_history: dict[str, torch.Tensor] = field(default_factory=dict)
+    monitor_history: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 # loss terms: pure functions, each returns one value per image (B,)
@@ -382,20 +388,32 @@ def known_only(target: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
 def optimise_latents(G: Net, z0: torch.Tensor, objective: Callable[[torch.Tensor], tuple[
         torch.Tensor, Terms]], *, steps: int, lr: float, betas: tuple[float, float],
         clip: tuple[float, float], progress: Progress | None = None,
-        progress_every: int = 100) -> LatentResult:
+        progress_every: int = 100, monitor: Monitor | None = None) -> LatentResult:
     """Adam on z (B, Z) minimising sum_b objective(G(z))[b]; z clipped to ``clip`` after each
-    step. ``objective(images) -> (total (B,), terms)``. Networks must already be frozen."""
+    step. ``objective(images) -> (total (B,), terms)``. Networks must already be frozen.
+    ``monitor(images) -> {name: (B,)}`` is only recorded (no gradient flows through it)."""
     z = z0.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr, betas=betas)
     history = torch.zeros(steps, dtype=torch.float32, device=z.device)
+    term_history: dict[str, torch.Tensor] = {}
+    monitor_history: dict[str, torch.Tensor] = {}
+
+    def record(into: dict[str, torch.Tensor], values: dict[str, torch.Tensor], step: int) -> None:
+        for name, v in values.items():
+            into.setdefault(name, torch.zeros(steps, dtype=torch.float32, device=z.device))[step] = v.detach().mean()
+
     for step in range(steps):
         opt.zero_grad(set_to_none=True)
-        total, _ = objective(G(z))
+        x = G(z)
+        total, terms = objective(x)
         total.sum().backward()  # sum, not mean: each z's gradient is its own image's
         opt.step()
         with torch.no_grad():
             z.clamp_(*clip)
             history[step] = total.detach().mean()
+            record(term_history, terms, step)
+            if monitor is not None:
+                record(monitor_history, monitor(x.detach()), step)
         if progress is not None and (step % progress_every == 0 or step == steps - 1):
             progress(step, float(history[step]))
     with torch.no_grad():
@@ -403,12 +421,14 @@ def optimise_latents(G: Net, z0: torch.Tensor, objective: Callable[[torch.Tensor
         final, terms = objective(images)
     return LatentResult(z=z.detach(), images=images.detach(), loss_history=history.cpu(),
                         final_loss=final.detach(),
-                        final_terms={k: v.detach() for k, v in terms.items()})
+                        final_terms={k: v.detach() for k, v in terms.items()},
+                        term_history={k: v.cpu() for k, v in term_history.items()},
+                        monitor_history={k: v.cpu() for k, v in monitor_history.items()})
 
 
 def inpaint_yeh(G: Net, D: Net, target: torch.Tensor, hole: torch.Tensor, z0: torch.Tensor,
                 settings: YehSettings = YehSettings(), *, progress: Progress | None = None,
-                progress_every: int = 100) -> LatentResult:
+                progress_every: int = 100, monitor: Monitor | None = None) -> LatentResult:
     """Yeh et al.'s semantic inpainting as paper 001 runs it (Eqs. 3-5, s3.2): target
     (B, 3, H, W) in [-1, 1], hole (B, 1, H, W) 1 = hole, z0 (B, 100) ~ U[-1, 1]."""
     _check_inputs(target, hole, z0)
@@ -419,13 +439,13 @@ def inpaint_yeh(G: Net, D: Net, target: torch.Tensor, hole: torch.Tensor, z0: to
         return optimise_latents(
             G, z0.to(target.device), lambda x: yeh_objective(x, D, y, weights, settings),
             steps=settings.steps, lr=settings.lr, betas=settings.betas, clip=settings.clip,
-            progress=progress, progress_every=progress_every)
+            progress=progress, progress_every=progress_every, monitor=monitor)
 
 
 def inpaint_vitoria(G: Net, critic: Net, target: torch.Tensor, hole: torch.Tensor,
                     z0: torch.Tensor, settings: VitoriaSettings = VitoriaSettings(), *,
-                    progress: Progress | None = None, progress_every: int = 100
-                    ) -> LatentResult:
+                    progress: Progress | None = None, progress_every: int = 100,
+                    monitor: Monitor | None = None) -> LatentResult:
     """Paper 002's semantic inpainting (Eqs. 4-8, s4): z0 (B, 128) ~ N(0, 1)."""
     _check_inputs(target, hole, z0)
     hole = hole.to(target.dtype)
@@ -436,13 +456,13 @@ def inpaint_vitoria(G: Net, critic: Net, target: torch.Tensor, hole: torch.Tenso
             G, z0.to(target.device),
             lambda x: vitoria_objective(x, critic, y, hole, weights, settings),
             steps=settings.steps, lr=settings.lr, betas=settings.betas, clip=settings.clip,
-            progress=progress, progress_every=progress_every)
+            progress=progress, progress_every=progress_every, monitor=monitor)
 
 
 def refine_consensus(G: Net, D: Net, target: torch.Tensor, hole: torch.Tensor,
                      z0: torch.Tensor, blended: torch.Tensor, settings: RefinementSettings =
                      RefinementSettings(), *, mu: float, progress: Progress | None = None,
-                     progress_every: int = 100) -> LatentResult:
+                     progress_every: int = 100, monitor: Monitor | None = None) -> LatentResult:
     """Paper 001's refinement pass (Eq. 9), from the first pass's z0 and its Poisson-blended
     image ``blended`` (B, 3, H, W) in [-1, 1]; mu from :data:`REFINEMENT_MU` for the pattern.
     Clean pixels are compared with ``target`` (= x_b there), hole pixels with ``blended``."""
@@ -459,4 +479,4 @@ def refine_consensus(G: Net, D: Net, target: torch.Tensor, hole: torch.Tensor,
             G, z0.to(target.device),
             lambda x: refinement_objective(x, D, reference, hole, mu, settings),
             steps=settings.steps, lr=settings.lr, betas=settings.betas, clip=settings.clip,
-            progress=progress, progress_every=progress_every)
+            progress=progress, progress_every=progress_every, monitor=monitor)

@@ -71,6 +71,7 @@ class TrainSettings:
     log_every: int = 10
     val_every: int = 0  # score the fixed validation batch every N steps (0: never)
     val_images: int = 16  # its size: the val split, else the last N train images, held out
+    val_latent_steps: int = 100  # unconditional GANs: latent-optimisation steps per validation fill
     model_config: dict[str, Any] = field(default_factory=dict)  # overrides of the paper's Config
     tiny: bool = False  # start from the paper file's Config.tiny() instead of its paper values
     vgg_weights: str | None = None
@@ -84,7 +85,7 @@ class TrainSettings:
         for name in ("steps", "batch_size", "size", "checkpoint_every", "preview_every", "log_every"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name}: must be positive, got {getattr(self, name)}")
-        for name in ("val_every", "val_images"):
+        for name in ("val_every", "val_images", "val_latent_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
 
@@ -168,12 +169,14 @@ def load_training_images(data_dir: Path, size: int, split: str = "train") -> tor
 
 def load_train_and_val(settings: TrainSettings, recipe: Recipe, cfg) -> tuple[torch.Tensor, Any]:
     """The training images and the fixed validation batch (None when ``val_every`` is 0)."""
-    from inpaintflow.tasks.train.validation import ValidationBatch, split_train_val, validation_masks
+    from inpaintflow.tasks.train.validation import (LATENT_VALIDATION, ValidationBatch, split_train_val,
+                                                    validation_masks)
 
     rows = read_splits(Path(settings.data))
-    # a feed-forward model is scored on its inference path; an unconditional GAN only when its
-    # recipe can fill a hole (``inpaint_latent``)
-    can_inpaint = bool(recipe.mask_families) or hasattr(recipe, "inpaint_latent")
+    # a feed-forward model is scored on its inference path, an unconditional GAN by its paper's
+    # latent optimisation
+    latent_model = settings.model if settings.model in LATENT_VALIDATION else None
+    can_inpaint = bool(recipe.mask_families) or latent_model is not None
     count = settings.val_images if settings.val_every and can_inpaint else 0
     try:
         train_pos, val_pos, source = split_train_val([s for _, s in rows], count)
@@ -187,7 +190,8 @@ def load_train_and_val(settings: TrainSettings, recipe: Recipe, cfg) -> tuple[to
     val_u8 = load_images(Path(settings.data), [rows[i][0] for i in val_pos], settings.size).numpy()
     holes = validation_masks(recipe.mask_families, settings.size, len(val_u8), settings.seed,
                              getattr(cfg, "train_mask_bin", None))
-    return train_u8, ValidationBatch.build(val_u8, holes, source)
+    return train_u8, ValidationBatch.build(val_u8, holes, source, latent_model=latent_model,
+                                           latent_steps=settings.val_latent_steps)
 
 
 def batch_indices(seed: int, step: int, n_images: int, batch_size: int) -> np.ndarray:

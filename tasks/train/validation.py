@@ -12,8 +12,10 @@ which the model passes them.
   training families in turn (in the training ratio bin). Unconditional GANs (no training masks)
   are validated on centre squares, the pattern both latent papers report first.
 * Feed-forward models are scored on ``recipe.preview`` (their inference path). Unconditional
-  GANs are scored the way their papers inpaint: a short latent optimisation of the context
-  loss (``recipe.inpaint_latent``), since a GAN has no other way to fill a hole.
+  GANs are scored the way their papers inpaint: a short latent optimisation of their paper's
+  objective (``val_latent_steps`` steps of Yeh et al.'s for DCGAN, paper 002's for WGAN-GP,
+  from latents drawn from their own fixed seed, so validating draws nothing from the training
+  RNG), then composited; a GAN has no other way to fill a hole. The tables blend instead.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from inpaintflow.tasks.masks.generators import generate_mask
 
 VAL_MASK_STREAM = 11  # the mask rng is default_rng([seed, VAL_MASK_STREAM])
 GAN_VAL_FAMILY = "center-square"
+LATENT_VALIDATION = {"dcgan": "yeh", "wgan-gp": "vitoria"}  # the method each GAN's paper fills holes with
+LATENT_SEED = 12
 BASELINES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {"mean_fill": mean_fill,
                                                                         "telea": telea}
 FIGURES = ("hole_l1", "hole_psnr")
@@ -71,19 +75,38 @@ def hole_figures(pred_u8: np.ndarray, target_u8: np.ndarray, holes: np.ndarray) 
     return {"hole_l1": float(m["hole_l1"].mean()), "hole_psnr": psnr_of_mean_mse(m["hole_mse"])}
 
 
+def latent_fill(model: str, recipe: Any, images: torch.Tensor, masks: torch.Tensor, steps: int) -> torch.Tensor:
+    """G(z) after ``steps`` steps of the model's paper's latent optimisation, (B, 3, H, W)."""
+    from inpaintflow.tasks.inpaint import latent
+
+    gen = torch.Generator().manual_seed(LATENT_SEED)  # never the global stream training draws from
+    n, z_dim, G = images.shape[0], recipe.cfg.z_dim, recipe.nets["generator"]
+    if LATENT_VALIDATION[model] == "vitoria":
+        z0 = torch.randn(n, z_dim, generator=gen).to(images.device)  # paper 002: z ~ N(0, 1)
+        res = latent.inpaint_vitoria(G, recipe.nets["critic"], images, masks, z0, latent.VitoriaSettings(steps=steps))
+    else:
+        z0 = (torch.rand(n, z_dim, generator=gen) * 2 - 1).to(images.device)  # paper 001: U[-1, 1]
+        res = latent.inpaint_yeh(G, recipe.nets["discriminator"], images, masks, z0, latent.YehSettings(steps=steps))
+    return res.images
+
+
 @dataclass
 class ValidationBatch:
     images_u8: np.ndarray  # (V, H, W, 3) RGB uint8
     holes: np.ndarray  # (V, H, W) uint8, 1 = hole
     source: str
     baselines: dict[str, dict[str, float]]  # name -> {hole_l1, hole_psnr}
+    latent_model: str | None = None  # an unconditional GAN (LATENT_VALIDATION): fill by latent optimisation
+    latent_steps: int = 0
 
     @classmethod
-    def build(cls, images_u8: np.ndarray, holes: np.ndarray, source: str) -> "ValidationBatch":
+    def build(cls, images_u8: np.ndarray, holes: np.ndarray, source: str, *, latent_model: str | None = None,
+              latent_steps: int = 0) -> "ValidationBatch":
         baselines = {name: hole_figures(np.stack([fn(im, h) for im, h in zip(images_u8, holes)]),
                                         images_u8, holes)
                      for name, fn in BASELINES.items()}
-        return cls(images_u8=images_u8, holes=holes, source=source, baselines=baselines)
+        return cls(images_u8=images_u8, holes=holes, source=source, baselines=baselines,
+                   latent_model=latent_model, latent_steps=latent_steps)
 
     def model_inputs(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         images = uint8_to_model(torch.from_numpy(self.images_u8).to(device, torch.float32))
@@ -93,8 +116,8 @@ class ValidationBatch:
     def score(self, recipe: Any, device: torch.device) -> dict[str, float]:
         """The model's figures on this batch (composited at file level, as the tables score)."""
         images, masks = self.model_inputs(device)
-        if hasattr(recipe, "inpaint_latent"):
-            output = recipe.inpaint_latent(images, masks)
+        if self.latent_model is not None:
+            output = latent_fill(self.latent_model, recipe, images, masks, self.latent_steps)
         else:
             with torch.no_grad():
                 output = recipe.preview(images, masks)
