@@ -31,7 +31,7 @@ PARAMS = {**TINY, "train": {**TINY["train"], RUN: {
              "checkpoint_every": EVERY, "preview_every": STEPS, "log_every": EVERY},
     "paper": {"model": "gla", "steps": STEPS, "batch_size": 4, "size": 32}}}}
 CHECKPOINT_KEYS = {"format", "model", "model_config", "settings", "step", "code_sha256", "nets", "optimizers",
-                   "torch_rng", "cuda_rng", "mask_rng"}
+                   "torch_rng", "cuda_rng", "mask_rng", "validation"}
 
 
 def _env(project: Path) -> dict[str, str]:
