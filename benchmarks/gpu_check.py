@@ -51,7 +51,6 @@ import resource
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -337,17 +336,9 @@ def repro(args: argparse.Namespace, timeout_s: float) -> dict:
 
     params = repro_params(yaml.safe_load((ROOT / "params.yaml").read_text()), faces, args.repro_steps,
                           args.repro_masks, args.repro_images)
-    for var in pipeline.PREFECT_VARS:  # the clone's own server and state, never the user's
-        os.environ.pop(var, None)
-    with tempfile.TemporaryDirectory(prefix="inpaintflow-gpu-check-") as tmp:
-        if args.keep and args.keep.exists():
-            raise SystemExit(f"--keep {args.keep}: exists; name a new folder")
-        project = args.keep.resolve() if args.keep else Path(tmp) / "project"
-        project.mkdir(parents=True)
+    with pipeline.project_folder(args.keep, "inpaintflow-gpu-check-") as project:  # never the user's server
         copy_project(project, params)
         validate_file(project / "params.yaml")  # what `inpaintflow params check` runs: fail before DVC
-        os.environ["INPAINTFLOW_STATE_DIR"] = str(project / ".inpaintflow")
-        os.environ["PYTHONUNBUFFERED"] = "1"  # stage output arrives as it is printed (stage times)
         from inpaintflow import runtime
 
         print(f"\nrepro: dvc repro {REPRO_TARGET}, paper profile, faces {faces}, {args.repro_steps} training "

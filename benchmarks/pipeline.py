@@ -26,7 +26,9 @@ import re
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -51,6 +53,23 @@ class Stamped:
         self.lines.append((time.perf_counter(), line))
         if self.echo:
             print(f"    | {line}", flush=True)
+
+
+@contextmanager
+def project_folder(keep: Path | None, prefix: str) -> Iterator[Path]:
+    """An empty folder for a clone of the project with its own Prefect state: ``keep`` (a new
+    folder, left in place) or a temporary one. The user's Prefect variables are dropped first,
+    so nothing reaches their server or state."""
+    for var in PREFECT_VARS:
+        os.environ.pop(var, None)
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        if keep and keep.exists():
+            raise SystemExit(f"--keep {keep}: exists; name a new folder")
+        project = keep.resolve() if keep else Path(tmp) / "project"
+        project.mkdir(parents=True)
+        os.environ["INPAINTFLOW_STATE_DIR"] = str(project / ".inpaintflow")
+        os.environ["PYTHONUNBUFFERED"] = "1"  # stage output arrives as it is printed (stage times)
+        yield project
 
 
 def stage_times(lines: list[tuple[float, str]], end: float) -> dict[str, float]:
@@ -142,16 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--echo", action="store_true", help="print DVC's output as it arrives")
     args = parser.parse_args(argv)
 
-    for var in PREFECT_VARS:
-        os.environ.pop(var, None)
-    with tempfile.TemporaryDirectory(prefix="inpaintflow-bench-") as tmp:
-        if args.keep and args.keep.exists():
-            raise SystemExit(f"--keep {args.keep}: exists; name a new folder")
-        project = args.keep.resolve() if args.keep else Path(tmp) / "project"
-        project.mkdir(parents=True)
+    with project_folder(args.keep, "inpaintflow-bench-") as project:
         clone(project, args.tiny)
-        os.environ["INPAINTFLOW_STATE_DIR"] = str(project / ".inpaintflow")
-        os.environ["PYTHONUNBUFFERED"] = "1"  # stage output arrives as it is printed
         from inpaintflow import runtime
 
         print(f"clone: {project} ({'tiny' if args.tiny else 'demo'} profile); running dvc repro ...", flush=True)
